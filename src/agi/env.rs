@@ -1,0 +1,373 @@
+//! The `agi_*` environment block Asterisk writes before the first command.
+//!
+//! Wire format (res_agi.c, `setup_env`): one `key: value\n` line per
+//! variable, then one empty line. Values are raw bytes (a caller name may be
+//! UTF-8 or anything a trunk delivers), so everything here works on `&[u8]`
+//! and keeps the bytes as received.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::io::BufRead;
+
+use nom::bytes::complete::{tag, take_while, take_while1};
+use nom::combinator::opt;
+use nom::{IResult, Parser};
+
+use super::io::{read_line_bounded, LineRead};
+
+/// Longest accepted line, terminator included. Asterisk's own values are
+/// bounded by channel field sizes far below this.
+pub const MAX_LINE: usize = 8192;
+/// Largest accepted block, all lines included.
+pub const MAX_BLOCK: usize = 65536;
+
+/// Why an environment block was refused. Every variant names the line (1-based)
+/// or byte offset at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvError {
+    /// Input ended before the empty line that closes the block.
+    UnexpectedEof { line: usize, offset: usize },
+    /// A line longer than [`MAX_LINE`].
+    LineTooLong { line: usize, offset: usize },
+    /// The block grew past [`MAX_BLOCK`].
+    BlockTooLarge { offset: usize },
+    /// A line that is not `key: value`.
+    MissingColon { line: usize, offset: usize },
+    /// A key with bytes other than ASCII letters, digits and `_`.
+    BadKey { line: usize, offset: usize },
+    /// A typed field (`agi_priority`, `agi_threadid`, ...) that is not a number,
+    /// or an `agi_arg_N` out of sequence.
+    BadValue { line: usize, key: String },
+    /// The same key twice.
+    DuplicateKey { line: usize, key: String },
+    /// Reading the input failed.
+    Io(String),
+}
+
+impl fmt::Display for EnvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EnvError::UnexpectedEof { line, offset } => write!(
+                f,
+                "AGI environment cut short: end of input at line {line} (byte {offset}) before the empty line"
+            ),
+            EnvError::LineTooLong { line, offset } => write!(
+                f,
+                "AGI environment line {line} (byte {offset}) is longer than {MAX_LINE} bytes"
+            ),
+            EnvError::BlockTooLarge { offset } => write!(
+                f,
+                "AGI environment larger than {MAX_BLOCK} bytes (at byte {offset})"
+            ),
+            EnvError::MissingColon { line, offset } => write!(
+                f,
+                "AGI environment line {line} (byte {offset}) is not 'key: value'"
+            ),
+            EnvError::BadKey { line, offset } => write!(
+                f,
+                "AGI environment line {line}: bad byte in key at byte {offset}"
+            ),
+            EnvError::BadValue { line, key } => {
+                write!(f, "AGI environment line {line}: bad value for {key}")
+            }
+            EnvError::DuplicateKey { line, key } => {
+                write!(f, "AGI environment line {line}: {key} given twice")
+            }
+            EnvError::Io(e) => write!(f, "reading the AGI environment: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for EnvError {}
+
+/// The parsed environment: every key in Asterisk's order, the common fields
+/// typed, `agi_arg_N` by index.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Env {
+    entries: Vec<(String, Vec<u8>)>,
+    args: Vec<Vec<u8>>,
+    priority: Option<u32>,
+    threadid: Option<i64>,
+    callingpres: Option<i32>,
+    callingani2: Option<i32>,
+    callington: Option<i32>,
+    callingtns: Option<i32>,
+}
+
+/// `agi_callerid`, `agi_calleridname`, `agi_dnid` and `agi_rdnis` carry this
+/// literal when the channel has no value.
+const UNKNOWN: &[u8] = b"unknown";
+
+fn is_key_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// One `key: value` line without its `\n`: returns (key, value).
+/// The single blank after the colon is the separator; anything after it,
+/// including further blanks, belongs to the value.
+fn kv_line(input: &[u8]) -> IResult<&[u8], (&[u8], &[u8])> {
+    let (rest, key) = take_while1(is_key_byte).parse(input)?;
+    let (rest, _) = tag(&b":"[..]).parse(rest)?;
+    let (value, _) = opt(tag(&b" "[..])).parse(rest)?;
+    let (_, value) = take_while(|_| true).parse(value)?;
+    Ok((&[][..], (key, value)))
+}
+
+fn parse_num<T: std::str::FromStr>(v: &[u8]) -> Option<T> {
+    std::str::from_utf8(v).ok()?.parse().ok()
+}
+
+impl Env {
+    /// Reads one block from `reader`, bounded by [`MAX_LINE`] and
+    /// [`MAX_BLOCK`], and parses it. Returns the block's raw bytes too, so a
+    /// caller can log exactly what was received.
+    pub fn read_from<R: BufRead>(reader: &mut R) -> Result<Env, EnvError> {
+        let mut block = Vec::new();
+        let mut line_no = 0usize;
+        loop {
+            line_no += 1;
+            let start = block.len();
+            let budget = MAX_LINE.min(MAX_BLOCK.saturating_sub(start));
+            match read_line_bounded(reader, budget, &mut block) {
+                Ok(LineRead::Line) => {}
+                Ok(LineRead::Eof) => {
+                    return Err(EnvError::UnexpectedEof {
+                        line: line_no,
+                        offset: block.len(),
+                    })
+                }
+                Ok(LineRead::TooLong) => {
+                    return Err(if budget < MAX_LINE {
+                        EnvError::BlockTooLarge {
+                            offset: block.len(),
+                        }
+                    } else {
+                        EnvError::LineTooLong {
+                            line: line_no,
+                            offset: start,
+                        }
+                    })
+                }
+                Err(e) => return Err(EnvError::Io(e.to_string())),
+            }
+            if block.len() - start == 1 {
+                return Env::parse(&block);
+            }
+        }
+    }
+
+    /// Parses a complete block (all lines and the closing empty line).
+    pub fn parse(block: &[u8]) -> Result<Env, EnvError> {
+        if block.len() > MAX_BLOCK {
+            return Err(EnvError::BlockTooLarge { offset: MAX_BLOCK });
+        }
+        let mut env = Env::default();
+        let mut offset = 0usize;
+        let mut line_no = 0usize;
+        let mut rest = block;
+        loop {
+            line_no += 1;
+            let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+                return Err(EnvError::UnexpectedEof {
+                    line: line_no,
+                    offset: block.len(),
+                });
+            };
+            if nl + 1 > MAX_LINE {
+                return Err(EnvError::LineTooLong {
+                    line: line_no,
+                    offset,
+                });
+            }
+            let (line, after) = (&rest[..nl], &rest[nl + 1..]);
+            if line.is_empty() {
+                return Ok(env);
+            }
+            let (key, value) = match kv_line(line) {
+                Ok((_, kv)) => kv,
+                Err(_) => {
+                    let key_len = line.iter().take_while(|&&b| is_key_byte(b)).count();
+                    return Err(if line.contains(&b':') {
+                        EnvError::BadKey {
+                            line: line_no,
+                            offset: offset + key_len,
+                        }
+                    } else {
+                        EnvError::MissingColon {
+                            line: line_no,
+                            offset,
+                        }
+                    });
+                }
+            };
+            // Keys are ASCII by construction of `kv_line`.
+            let key = String::from_utf8_lossy(key).into_owned();
+            env.add(line_no, key, value)?;
+            offset += nl + 1;
+            rest = after;
+        }
+    }
+
+    fn add(&mut self, line: usize, key: String, value: &[u8]) -> Result<(), EnvError> {
+        if self.entries.iter().any(|(k, _)| *k == key) {
+            return Err(EnvError::DuplicateKey { line, key });
+        }
+        let bad = |key: &str| EnvError::BadValue {
+            line,
+            key: key.to_string(),
+        };
+        match key.as_str() {
+            "agi_priority" => self.priority = Some(parse_num(value).ok_or_else(|| bad(&key))?),
+            "agi_threadid" => self.threadid = Some(parse_num(value).ok_or_else(|| bad(&key))?),
+            "agi_callingpres" => {
+                self.callingpres = Some(parse_num(value).ok_or_else(|| bad(&key))?)
+            }
+            "agi_callingani2" => {
+                self.callingani2 = Some(parse_num(value).ok_or_else(|| bad(&key))?)
+            }
+            "agi_callington" => self.callington = Some(parse_num(value).ok_or_else(|| bad(&key))?),
+            "agi_callingtns" => self.callingtns = Some(parse_num(value).ok_or_else(|| bad(&key))?),
+            k => {
+                if let Some(n) = k.strip_prefix("agi_arg_") {
+                    // Asterisk numbers arguments 1..N without gaps.
+                    match n.parse::<usize>() {
+                        Ok(i) if i == self.args.len() + 1 && !n.starts_with('0') => {
+                            self.args.push(value.to_vec())
+                        }
+                        _ => return Err(bad(&key)),
+                    }
+                }
+            }
+        }
+        self.entries.push((key, value.to_vec()));
+        Ok(())
+    }
+
+    /// Every key and value, in the order received.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+
+    /// The raw value of any key.
+    pub fn get(&self, key: &str) -> Option<&[u8]> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// The value of any key as text; invalid UTF-8 becomes U+FFFD.
+    pub fn get_lossy(&self, key: &str) -> Option<Cow<'_, str>> {
+        self.get(key).map(String::from_utf8_lossy)
+    }
+
+    /// A value that may be the literal `unknown`, which means "no value".
+    fn known(&self, key: &str) -> Option<&[u8]> {
+        self.get(key).filter(|v| *v != UNKNOWN)
+    }
+
+    /// `agi_request`: the script name or FastAGI URL.
+    pub fn request(&self) -> Option<&[u8]> {
+        self.get("agi_request")
+    }
+    /// `agi_channel`.
+    pub fn channel(&self) -> Option<&[u8]> {
+        self.get("agi_channel")
+    }
+    /// `agi_uniqueid`.
+    pub fn uniqueid(&self) -> Option<&[u8]> {
+        self.get("agi_uniqueid")
+    }
+    /// `agi_callerid`; `None` when absent or `unknown`.
+    pub fn callerid(&self) -> Option<&[u8]> {
+        self.known("agi_callerid")
+    }
+    /// `agi_calleridname`; `None` when absent or `unknown`.
+    pub fn calleridname(&self) -> Option<&[u8]> {
+        self.known("agi_calleridname")
+    }
+    /// `agi_dnid`; `None` when absent or `unknown`.
+    pub fn dnid(&self) -> Option<&[u8]> {
+        self.known("agi_dnid")
+    }
+    /// `agi_rdnis`; `None` when absent or `unknown`.
+    pub fn rdnis(&self) -> Option<&[u8]> {
+        self.known("agi_rdnis")
+    }
+    /// `agi_context`.
+    pub fn context(&self) -> Option<&[u8]> {
+        self.get("agi_context")
+    }
+    /// `agi_extension`.
+    pub fn extension(&self) -> Option<&[u8]> {
+        self.get("agi_extension")
+    }
+    /// `agi_priority`.
+    pub fn priority(&self) -> Option<u32> {
+        self.priority
+    }
+    /// `agi_threadid` (a signed long in Asterisk).
+    pub fn threadid(&self) -> Option<i64> {
+        self.threadid
+    }
+    /// `agi_callingpres`.
+    pub fn callingpres(&self) -> Option<i32> {
+        self.callingpres
+    }
+    /// `agi_callingani2`.
+    pub fn callingani2(&self) -> Option<i32> {
+        self.callingani2
+    }
+    /// `agi_callington`.
+    pub fn callington(&self) -> Option<i32> {
+        self.callington
+    }
+    /// `agi_callingtns`.
+    pub fn callingtns(&self) -> Option<i32> {
+        self.callingtns
+    }
+    /// True when the block came over FastAGI (`agi_network: yes`).
+    pub fn is_network(&self) -> bool {
+        self.get("agi_network") == Some(b"yes")
+    }
+    /// `agi_arg_N` for N = 1, 2, ...; `arg(0)` is `None`.
+    pub fn arg(&self, n: usize) -> Option<&[u8]> {
+        n.checked_sub(1)
+            .and_then(|i| self.args.get(i))
+            .map(Vec::as_slice)
+    }
+    /// All arguments in order.
+    pub fn args(&self) -> impl Iterator<Item = &[u8]> {
+        self.args.iter().map(Vec::as_slice)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_keeps_extra_blanks_and_empty_values() {
+        let env = Env::parse(b"agi_accountcode: \nagi_x:  two\nagi_y:\n\n").unwrap();
+        assert_eq!(env.get("agi_accountcode"), Some(&b""[..]));
+        assert_eq!(env.get("agi_x"), Some(&b" two"[..]));
+        assert_eq!(env.get("agi_y"), Some(&b""[..]));
+    }
+
+    #[test]
+    fn negative_threadid() {
+        let env = Env::parse(b"agi_threadid: -140617792300736\n\n").unwrap();
+        assert_eq!(env.threadid(), Some(-140617792300736));
+    }
+
+    #[test]
+    fn args_must_be_in_sequence() {
+        assert_eq!(
+            Env::parse(b"agi_arg_2: x\n\n"),
+            Err(EnvError::BadValue {
+                line: 1,
+                key: "agi_arg_2".into()
+            })
+        );
+    }
+}

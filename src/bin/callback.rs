@@ -1,0 +1,311 @@
+//! `callback`: the AGI program. Reads the AGI environment, decides whether
+//! the caller gets a callback, queues the call file, and reports the outcome
+//! to the dialplan (`CALLBACK_STATUS`, `CALLBACK_FILE`), to the console
+//! (VERBOSE) and to its log.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use agi_callback::agi::{Command, Env, Session};
+use agi_callback::callback::{self, Decision, Facts, Outcome};
+use agi_callback::callfile::{PublishError, Spool};
+use agi_callback::config::{self, Config};
+use agi_callback::escape_bytes;
+use log::{debug, info, LevelFilter};
+
+const HELP: &str = "\
+callback: Asterisk AGI program that queues a callback for permitted callers.
+
+Dialplan:
+    exten => 84955556677,1,AGI(callback)           ; number from caller ID
+    exten => 84955556677,1,AGI(callback,${NUMBER}) ; number from argument 1
+    same  => n,GotoIf($[\"${CALLBACK_STATUS}\" = \"QUEUED\"]?done)
+
+Usage:
+    callback [NUMBER]    run as AGI: env block on stdin, commands on stdout
+    callback --demo      run once on a built-in env block and config, with a
+                         scripted Asterisk; writes ./callback-demo/
+    callback --help | --version
+
+Config (JSON): $CALLBACK_CONFIG, else $AST_CONFIG_DIR/callback.json, else
+/etc/asterisk/callback.json. See README.md for every key.
+
+Sets CALLBACK_STATUS to QUEUED, DUPLICATE, DENIED, INVALID, THROTTLED or
+ERROR (and CALLBACK_FILE when QUEUED). Exit status 0, or 1 on ERROR.
+";
+
+/// Stale staging files of ours older than this are removed on each run.
+const STALE_STAGING: Duration = Duration::from_secs(60);
+
+/// The env block and config the demo runs on: a real capture from
+/// Asterisk 22.10 (a caller with a UTF-8 name and a +7 number).
+const DEMO_ENV: &[u8] = include_bytes!("../../fixtures/asterisk-22.10/env-utf8-name.txt");
+const DEMO_CONFIG: &str = include_str!("../../agi-bin/callback-demo.json");
+
+fn main() -> ExitCode {
+    // Asterisk resets signals before exec; a caller hanging up sends SIGHUP,
+    // and a closed pipe SIGPIPE. Both must not kill us before the callback is
+    // queued: ignore them and see EPIPE / 511 instead.
+    // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    match args.first().and_then(|a| a.to_str()) {
+        Some("--help") | Some("-h") if args.len() == 1 => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Some("--version") | Some("-V") if args.len() == 1 => {
+            println!("callback {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Some("--demo") if args.len() == 1 => return demo(),
+        _ => {}
+    }
+    let stdin = io::stdin().lock();
+    let stdout = io::stdout().lock();
+    let cfg = config::default_path();
+    run(stdin, stdout, Config::load(&cfg).map_err(|e| e.to_string()))
+}
+
+/// The log: one decision line always, everything with `debug`. Opening it
+/// may fail; that never blocks the callback and is said once via VERBOSE.
+fn open_log(path: &Path, debug: bool) -> Result<(), String> {
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
+    let mut b = simplelog::ConfigBuilder::new();
+    b.set_time_format_rfc3339()
+        .set_target_level(LevelFilter::Off)
+        .set_thread_level(LevelFilter::Off)
+        .set_location_level(LevelFilter::Off);
+    let _ = b.set_time_offset_to_local();
+    let level = if debug {
+        LevelFilter::Debug
+    } else {
+        LevelFilter::Info
+    };
+    simplelog::WriteLogger::init(level, b.build(), file)
+        .map_err(|e| format!("cannot start logging: {e}"))
+}
+
+/// One whole AGI run. Generic over the pipe so tests and `--demo` drive the
+/// same code as Asterisk does.
+fn run<R: BufRead, W: Write>(reader: R, writer: W, cfg: Result<Config, String>) -> ExitCode {
+    let mut session = Session::new(reader, writer);
+    let env = session.read_env();
+    let (log_file, debug_on) = match &cfg {
+        Ok(c) => (c.log_file.clone(), c.debug),
+        Err(_) => (config::default_log_file(), false),
+    };
+    let log_problem = open_log(&log_file, debug_on).err();
+
+    let env = match env {
+        Ok(env) => env,
+        Err(e) => {
+            // Out of step with Asterisk: say nothing on the pipe.
+            info!("- ERROR {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if debug_on {
+        for (k, v) in env.entries() {
+            debug!("env {k}: {}", escape_bytes(v));
+        }
+    }
+
+    let decision = match &cfg {
+        Ok(cfg) => decide_and_queue(&env, cfg),
+        Err(e) => Decision::error(None, e.clone()),
+    };
+
+    let number = decision.number.as_deref().unwrap_or("-");
+    info!("{number} {} {}", decision.outcome, decision.reason);
+
+    // Report to the dialplan. The decision is taken and the file published
+    // already; a caller that hung up (511s, EOF, EPIPE) changes nothing.
+    let mut commands = vec![Command::set_variable(
+        b"CALLBACK_STATUS",
+        decision.outcome.as_str().as_bytes(),
+    )];
+    if let Some(q) = &decision.queue {
+        commands.push(Command::set_variable(b"CALLBACK_FILE", q.name.as_bytes()));
+    }
+    if let Some(p) = &log_problem {
+        commands.push(Command::verbose(format!("callback: {p}").as_bytes(), 1));
+    }
+    commands.push(Command::verbose(
+        format!(
+            "callback: {number} {}: {}",
+            decision.outcome, decision.reason
+        )
+        .as_bytes(),
+        1,
+    ));
+    for cmd in commands {
+        let Ok(cmd) = cmd else { continue };
+        let reply = session.send(&cmd);
+        if debug_on {
+            debug!("> {}", escape_bytes(cmd.as_bytes()));
+            match &reply {
+                Ok(_) => debug!("< {}", escape_bytes(session.last_raw().trim_ascii_end())),
+                Err(e) => debug!("< ({e})"),
+            }
+        }
+        // A 511 (dead channel) is an answer like any other; only a closed
+        // pipe ends the conversation.
+        if reply.is_err() {
+            break;
+        }
+    }
+    log::logger().flush();
+    if decision.outcome == Outcome::Error {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn decide_and_queue(env: &Env, cfg: &Config) -> Decision {
+    let raw = callback::candidate(env.arg(1), env.callerid());
+    let number = match callback::screen(raw, cfg) {
+        Ok(n) => n,
+        Err(d) => return d,
+    };
+    let spool = Spool::new(&cfg.spool_dir);
+    spool.clean_stale_staging(STALE_STAGING);
+    let name = callback::file_name(&number);
+    let permitted = match cfg.is_permitted(&number) {
+        Ok(p) => p,
+        Err(e) => return Decision::error(Some(&number), e.to_string()),
+    };
+    let mut facts = Facts {
+        permitted,
+        ..Facts::default()
+    };
+    let stamp = cooldown_stamp(cfg, &number);
+    if permitted {
+        facts.pending_same = spool.is_pending(&name);
+        facts.pending_count = match spool.count_pending(callback::FILE_PREFIX) {
+            Ok(n) => n,
+            Err(e) => return Decision::error(Some(&number), e.to_string()),
+        };
+        facts.last_queued = stamp
+            .as_ref()
+            .and_then(|p| fs::metadata(p).ok())
+            .and_then(|m| m.modified().ok());
+    }
+    let now = SystemTime::now();
+    let mut decision = callback::decide(&number, &facts, cfg, now);
+    if let Some(q) = &decision.queue {
+        match spool.publish_call(&q.name, &q.call, q.at) {
+            Ok(_) => {
+                if let Some(p) = stamp {
+                    if let Err(e) = touch(&p, now) {
+                        // The callback is queued; the cool-down is best effort.
+                        info!("{number} cannot record cool-down in {}: {e}", p.display());
+                    }
+                }
+            }
+            Err(PublishError::AlreadyPending(_)) => {
+                decision = Decision::duplicate(&number, &q.name);
+            }
+            Err(e) => decision = Decision::error(Some(&number), e.to_string()),
+        }
+    }
+    decision
+}
+
+/// `<spool>/callback-state/<number>`: its mtime is when the last callback
+/// for the number was queued. Only kept when a cool-down is configured.
+fn cooldown_stamp(cfg: &Config, number: &str) -> Option<PathBuf> {
+    (cfg.cooldown_seconds > 0).then(|| cfg.spool_dir.join("callback-state").join(number))
+}
+
+fn touch(path: &Path, now: SystemTime) -> io::Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let f = File::create(path)?;
+    f.set_modified(now)
+}
+
+/// A stand-in for Asterisk: answers `200 result=1` to every command and
+/// prints the conversation.
+struct DemoPeer {
+    replies: std::collections::VecDeque<u8>,
+    env: io::Cursor<&'static [u8]>,
+}
+
+struct DemoReader<'a>(&'a std::cell::RefCell<DemoPeer>);
+struct DemoWriter<'a>(&'a std::cell::RefCell<DemoPeer>);
+
+impl Read for DemoReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut p = self.0.borrow_mut();
+        let n = p.env.read(buf)?;
+        if n > 0 {
+            return Ok(n);
+        }
+        let n = buf.len().min(p.replies.len());
+        for (slot, b) in buf.iter_mut().zip(p.replies.drain(..n)) {
+            *slot = b;
+        }
+        Ok(n)
+    }
+}
+
+impl Write for DemoWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut p = self.0.borrow_mut();
+        for line in buf.split_inclusive(|&b| b == b'\n') {
+            print!("> {}", String::from_utf8_lossy(line));
+            if line.ends_with(b"\n") {
+                println!("< 200 result=1");
+                p.replies.extend(b"200 result=1\n");
+            }
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        io::stdout().flush()
+    }
+}
+
+fn demo() -> ExitCode {
+    let root = PathBuf::from("callback-demo");
+    for d in ["spool/outgoing", "spool/tmp"] {
+        if let Err(e) = fs::create_dir_all(root.join(d)) {
+            eprintln!(
+                "callback --demo: cannot create {}: {e}",
+                root.join(d).display()
+            );
+            return ExitCode::FAILURE;
+        }
+    }
+    let cfg = Config::from_json(DEMO_CONFIG.as_bytes()).map_err(|e| format!("demo config: {e}"));
+    println!(
+        "# env block: fixtures/asterisk-22.10/env-utf8-name.txt (captured from Asterisk 22.10)"
+    );
+    println!("# config: agi-bin/callback-demo.json; spool and log under ./callback-demo/");
+    let peer = std::cell::RefCell::new(DemoPeer {
+        replies: Default::default(),
+        env: io::Cursor::new(DEMO_ENV),
+    });
+    let code = run(BufReader::new(DemoReader(&peer)), DemoWriter(&peer), cfg);
+    let file = root.join("spool/outgoing/callback-89105647899.call");
+    match fs::read_to_string(&file) {
+        Ok(text) => println!("# {}:\n{text}", file.display()),
+        Err(e) => println!("# {}: {e}", file.display()),
+    }
+    println!("# run again: the file is pending, so the outcome is DUPLICATE;");
+    println!("# remove {} to start over", root.display());
+    code
+}
