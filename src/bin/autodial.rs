@@ -1,1 +1,517 @@
-fn main() {}
+//! `autodial`: make Asterisk place a call now or later by queueing a call
+//! file; check, list and cancel call files.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use agi_callback::callfile::{parse, Action, CallFile, CallerId, PublishError, Spool, SpoolError};
+use agi_callback::schedule::{parse_at, parse_duration, Resolved};
+use chrono::{DateTime, FixedOffset, Local};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+/// Exit statuses, the same for every command.
+const EXIT_FAILURE: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+const EXIT_DUPLICATE: u8 = 3;
+const EXIT_NOT_FOUND: u8 = 4;
+
+const AFTER_HELP: &str = "\
+Exit status: 0 done; 1 I/O or other failure (check: a file with an error);
+2 invalid arguments or values (nothing written); 3 duplicate (a pending file
+of that name exists; nothing changed); 4 not found (cancel).";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "autodial",
+    version,
+    about = "Queue, schedule, check, list and cancel Asterisk call files",
+    after_help = AFTER_HELP
+)]
+struct Cli {
+    /// Asterisk spool directory (holds outgoing/ and tmp/)
+    #[arg(
+        long,
+        global = true,
+        env = "AST_SPOOL_DIR",
+        default_value = "/var/spool/asterisk",
+        value_name = "DIR"
+    )]
+    spool_dir: PathBuf,
+
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Queue a call: Asterisk dials CHANNEL and, once answered, continues in
+    /// CONTEXT (or runs APPLICATION)
+    #[command(after_help = AFTER_HELP)]
+    Call(Box<CallArgs>),
+    /// Check call files the way Asterisk will read them; line numbers in
+    /// every message
+    #[command(after_help = AFTER_HELP)]
+    Check {
+        /// Call files to check
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// List pending call files: name, schedule, channel, destination,
+    /// attempts made
+    #[command(after_help = AFTER_HELP)]
+    List {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove pending call files from outgoing/
+    #[command(after_help = AFTER_HELP)]
+    Cancel {
+        /// File names in outgoing/ (no paths)
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+#[command(group = clap::ArgGroup::new("action").required(true).args(["context", "application"]))]
+struct CallArgs {
+    /// Channel to dial, Tech/Dest (e.g. PJSIP/89161112233@sip-provider,
+    /// Local/1@autocaller)
+    #[arg(long, value_name = "TECH/DEST")]
+    channel: String,
+    /// Dialplan context for the answered call
+    #[arg(long, value_name = "CTX")]
+    context: Option<String>,
+    /// Extension in CONTEXT
+    #[arg(long, value_name = "EXT", default_value = "s", requires = "context")]
+    extension: String,
+    /// Priority in CONTEXT
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "context")]
+    priority: u32,
+    /// Application to run on the answered call (instead of --context)
+    #[arg(long, value_name = "APP")]
+    application: Option<String>,
+    /// Arguments of APPLICATION
+    #[arg(long, value_name = "DATA", requires = "application")]
+    data: Option<String>,
+    /// Caller ID shown to the called party: '"Name" <number>' or a number
+    #[arg(long, value_name = "CID")]
+    callerid: Option<String>,
+    /// Retries after the first attempt (Asterisk default 0)
+    #[arg(long, value_name = "N")]
+    max_retries: Option<u32>,
+    /// Seconds between attempts (Asterisk default 300)
+    #[arg(long, value_name = "SECS")]
+    retry_time: Option<u32>,
+    /// Seconds to ring before giving up (Asterisk default 45)
+    #[arg(long, value_name = "SECS")]
+    wait_time: Option<u32>,
+    /// Account code for the CDR
+    #[arg(long, value_name = "ACC")]
+    account: Option<String>,
+    /// Channel variable NAME=VALUE; repeatable, order kept
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    set: Vec<String>,
+    /// Keep the finished file in outgoing_done/ with its status
+    #[arg(long)]
+    archive: bool,
+    /// When to call: RFC 3339 (2010-07-09T19:18:55+04:00), 'YYYY-MM-DD
+    /// HH:MM[:SS]' local time, or touch -t form [[CC]YY]MMDDhhmm[.ss]
+    #[arg(long, value_name = "TIME", conflicts_with = "in_")]
+    at: Option<String>,
+    /// When to call, from now: 90s, 10m, 2h, 1h30m
+    #[arg(long = "in", id = "in_", value_name = "DURATION")]
+    in_: Option<String>,
+    /// Accept an --at time in the past (Asterisk then calls at once)
+    #[arg(long)]
+    allow_past: bool,
+    /// File name in outgoing/ (letters, digits, '-', '_', '.'; not starting
+    /// with '.'). A name already pending is a duplicate (exit 3), which makes
+    /// it a de-duplication key for monitoring retries. Default: a unique one
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// Print the call file, write nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the result as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
+    let spool = Spool::new(&cli.spool_dir);
+    let code = match cli.command {
+        Cmd::Call(args) => call(&spool, *args),
+        Cmd::Check { files } => check(&files),
+        Cmd::List { json } => list(&spool, json),
+        Cmd::Cancel { names, json } => cancel(&spool, &names, json),
+    };
+    ExitCode::from(code)
+}
+
+fn usage(msg: impl std::fmt::Display) -> u8 {
+    eprintln!("autodial: {msg}");
+    EXIT_USAGE
+}
+
+/// `--name`: ASCII letters, digits, `-`, `_`, `.`, not starting with `.`.
+fn valid_cli_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 200
+        && !n.starts_with('.')
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+fn generated_name(now: DateTime<Local>) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "autodial-{}-{}-{nanos:09}.call",
+        now.format("%Y%m%d-%H%M%S"),
+        std::process::id()
+    )
+}
+
+/// Which command-line option writes each call-file field, for messages.
+fn option_for(field: &str) -> &'static str {
+    match field {
+        "Channel" => "--channel",
+        "Callerid" => "--callerid",
+        "MaxRetries" => "--max-retries",
+        "RetryTime" => "--retry-time",
+        "WaitTime" => "--wait-time",
+        "Account" => "--account",
+        "Context" => "--context",
+        "Extension" => "--extension",
+        "Priority" => "--priority",
+        "Application" => "--application",
+        "Data" => "--data",
+        "Set" => "--set",
+        _ => "a value",
+    }
+}
+
+fn human(secs: i64) -> String {
+    let a = secs.unsigned_abs();
+    let (d, h, m, s) = (a / 86400, a / 3600 % 24, a / 60 % 60, a % 60);
+    let body = if d > 0 {
+        format!("{d}d{h}h")
+    } else if h > 0 {
+        format!("{h}h{m}m")
+    } else if m > 0 {
+        format!("{m}m{s}s")
+    } else {
+        format!("{s}s")
+    };
+    if secs > 0 {
+        format!("in {body}")
+    } else if secs == 0 {
+        "now".into()
+    } else {
+        format!("{body} ago")
+    }
+}
+
+fn call(spool: &Spool, a: CallArgs) -> u8 {
+    let now = Local::now();
+    let when: Resolved = if let Some(at) = &a.at {
+        match parse_at(at, &Local, now) {
+            Ok(r) => r,
+            Err(e) => return usage(e),
+        }
+    } else if let Some(d) = &a.in_ {
+        match parse_duration(d) {
+            Ok(d) => Resolved {
+                at: (now + chrono::Duration::seconds(d.as_secs() as i64)).fixed_offset(),
+                note: None,
+            },
+            Err(e) => return usage(e),
+        }
+    } else {
+        Resolved {
+            at: now.fixed_offset(),
+            note: None,
+        }
+    };
+    if a.at.is_some() && !a.allow_past && when.at.timestamp() < now.timestamp() {
+        return usage(format!(
+            "--at {} is in the past; add --allow-past to call at once",
+            when.at
+        ));
+    }
+    if let Some(note) = &when.note {
+        eprintln!("autodial: note: {note}");
+    }
+    let name = match &a.name {
+        Some(n) if valid_cli_name(n) => n.clone(),
+        Some(n) => {
+            return usage(format!(
+                "--name {n:?}: use ASCII letters, digits, '-', '_', '.', not starting with '.'"
+            ))
+        }
+        None => generated_name(now),
+    };
+    let action = match (&a.context, &a.application) {
+        (Some(ctx), None) => Action::Extension {
+            context: ctx.clone(),
+            extension: a.extension.clone(),
+            priority: Some(a.priority),
+        },
+        (None, Some(app)) => Action::Application {
+            application: app.clone(),
+            data: a.data.clone(),
+        },
+        // clap's "action" group makes exactly one of them present.
+        _ => return usage("give exactly one of --context and --application"),
+    };
+    let mut cf = CallFile::new(a.channel.clone(), action);
+    cf.callerid = a.callerid.as_deref().map(CallerId::parse);
+    cf.max_retries = a.max_retries;
+    cf.retry_time = a.retry_time;
+    cf.wait_time = a.wait_time;
+    cf.account = a.account.clone();
+    cf.archive = a.archive.then_some(true);
+    for s in &a.set {
+        match s.split_once('=') {
+            Some((k, v)) => cf.variables.push((k.to_string(), v.to_string())),
+            None => return usage(format!("--set {s:?}: expected NAME=VALUE")),
+        }
+    }
+    let text = match cf.render() {
+        Ok(t) => t,
+        Err(e) => {
+            return usage(format!(
+                "{} ({}): value {}",
+                option_for(&e.field),
+                e.field,
+                e.problem
+            ))
+        }
+    };
+    let at_local = when.at.with_timezone(&Local);
+    let rel = human(when.at.timestamp() - now.timestamp());
+    if a.dry_run {
+        if a.json {
+            println!(
+                "{}",
+                json!({"status": "dry-run", "name": name, "scheduled": when.at.to_rfc3339(),
+                       "unix": when.at.timestamp(), "callfile": text})
+            );
+        } else {
+            println!(
+                "; {name}, scheduled {} ({rel})",
+                at_local.format("%Y-%m-%d %H:%M:%S %:z")
+            );
+            print!("{text}");
+        }
+        return 0;
+    }
+    let at = SystemTime::from(when.at);
+    match spool.publish(&name, text.as_bytes(), at) {
+        Ok(path) => {
+            if a.json {
+                println!(
+                    "{}",
+                    json!({"status": "queued", "name": name, "path": path,
+                           "scheduled": when.at.to_rfc3339(), "unix": when.at.timestamp()})
+                );
+            } else {
+                println!(
+                    "queued {} for {} ({rel})",
+                    path.display(),
+                    at_local.format("%Y-%m-%d %H:%M:%S %:z")
+                );
+            }
+            0
+        }
+        Err(PublishError::AlreadyPending(path)) => {
+            if a.json {
+                println!(
+                    "{}",
+                    json!({"status": "duplicate", "name": name, "path": path})
+                );
+            }
+            eprintln!(
+                "autodial: {} is already pending; nothing changed",
+                path.display()
+            );
+            EXIT_DUPLICATE
+        }
+        Err(e) => {
+            eprintln!("autodial: {e}");
+            EXIT_FAILURE
+        }
+    }
+}
+
+fn check(files: &[PathBuf]) -> u8 {
+    let mut code = 0;
+    for f in files {
+        let mut buf = Vec::new();
+        let read = File::open(f).and_then(|h| h.take(1 << 20).read_to_end(&mut buf));
+        if let Err(e) = read {
+            eprintln!("{}: error: cannot read: {e}", f.display());
+            code = EXIT_FAILURE;
+            continue;
+        }
+        let parsed = parse(&buf);
+        for d in &parsed.diagnostics {
+            println!("{}:{d}", f.display());
+        }
+        if parsed.has_errors() {
+            code = EXIT_FAILURE;
+        } else if parsed.diagnostics.is_empty() {
+            println!("{}: ok", f.display());
+        }
+    }
+    code
+}
+
+fn destination(a: &Action) -> String {
+    match a {
+        Action::Extension {
+            context,
+            extension,
+            priority,
+        } => format!("{extension}@{context}:{}", priority.unwrap_or(1)),
+        Action::Application { application, data } => match data {
+            Some(d) => format!("{application}({d})"),
+            None => application.clone(),
+        },
+    }
+}
+
+fn list(spool: &Spool, as_json: bool) -> u8 {
+    let pending = match spool.pending() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("autodial: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    let now = SystemTime::now();
+    let mut rows = Vec::new();
+    for p in &pending {
+        let at: DateTime<FixedOffset> = DateTime::<Local>::from(p.scheduled).fixed_offset();
+        let rel = match p.scheduled.duration_since(now) {
+            Ok(d) => d.as_secs() as i64,
+            Err(e) => -(e.duration().as_secs() as i64),
+        };
+        let call = p.parsed.as_ref().and_then(|x| x.call.as_ref());
+        rows.push((
+            p,
+            at,
+            rel,
+            call.map(|c| c.channel.clone()),
+            call.map(|c| destination(&c.action)),
+            p.parsed.as_ref().map_or(0, |x| x.attempts),
+        ));
+    }
+    if as_json {
+        let v: Vec<_> = rows
+            .iter()
+            .map(|(p, at, rel, ch, dest, att)| {
+                json!({"name": p.name, "path": p.path, "scheduled": at.to_rfc3339(),
+                       "unix": at.timestamp(), "in_seconds": rel, "channel": ch,
+                       "destination": dest, "attempts": att,
+                       "in_progress": p.parsed.as_ref().is_some_and(|x| x.in_progress),
+                       "valid": p.parsed.as_ref().is_some_and(|x| x.call.is_some())})
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(v));
+        return 0;
+    }
+    if rows.is_empty() {
+        println!("no call files pending in {}", spool.outgoing().display());
+        return 0;
+    }
+    println!(
+        "{:<36} {:<25} {:<10} {:<32} {:<28} ATTEMPTS",
+        "NAME", "SCHEDULED", "WHEN", "CHANNEL", "DESTINATION"
+    );
+    for (p, at, rel, ch, dest, att) in rows {
+        let when = if rel <= 0 && p.parsed.as_ref().is_some_and(|x| x.in_progress) {
+            "calling".to_string()
+        } else {
+            human(rel)
+        };
+        println!(
+            "{:<36} {:<25} {:<10} {:<32} {:<28} {att}",
+            p.name,
+            at.format("%Y-%m-%d %H:%M:%S %:z").to_string(),
+            when,
+            ch.unwrap_or_else(|| "(invalid)".into()),
+            dest.unwrap_or_else(|| "(invalid)".into()),
+        );
+    }
+    0
+}
+
+fn cancel(spool: &Spool, names: &[String], as_json: bool) -> u8 {
+    if let Some(bad) = names
+        .iter()
+        .find(|n| !agi_callback::callfile::spool::valid_name(n))
+    {
+        return usage(format!(
+            "{bad:?} is not a file name in outgoing/ (no '/', no leading '.')"
+        ));
+    }
+    let mut code = 0;
+    let mut results = Vec::new();
+    for n in names {
+        match spool.cancel(n) {
+            Ok(path) => {
+                if !as_json {
+                    println!("cancelled {}", path.display());
+                }
+                results.push(json!({"name": n, "status": "cancelled"}));
+            }
+            Err(SpoolError::NotFound(path)) => {
+                eprintln!("autodial: {} is not pending", path.display());
+                results.push(json!({"name": n, "status": "not-found"}));
+                if code == 0 {
+                    code = EXIT_NOT_FOUND;
+                }
+            }
+            Err(e) => {
+                eprintln!("autodial: {e}");
+                results.push(json!({"name": n, "status": "error", "error": e.to_string()}));
+                code = EXIT_FAILURE;
+            }
+        }
+    }
+    if as_json {
+        println!("{}", serde_json::Value::Array(results));
+    }
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_times() {
+        assert_eq!(human(240), "in 4m0s");
+        assert_eq!(human(-90), "1m30s ago");
+        assert_eq!(human(5400), "in 1h30m");
+        assert_eq!(human(0), "now");
+    }
+}
