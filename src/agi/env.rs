@@ -33,7 +33,10 @@ pub enum EnvError {
     BlockTooLarge { offset: usize },
     /// A line that is not `key: value`.
     MissingColon { line: usize, offset: usize },
-    /// A key with bytes other than ASCII letters, digits and `_`.
+    /// A key that does not start with `agi_` or has bytes other than ASCII
+    /// letters, digits and `_`. Every key Asterisk writes starts with
+    /// `agi_`; anything else is a line that should not be there (such as the
+    /// rest of a value that carried a line feed).
     BadKey { line: usize, offset: usize },
     /// A typed field (`agi_priority`, `agi_threadid`, ...) that is not a number,
     /// or an `agi_arg_N` out of sequence.
@@ -200,6 +203,12 @@ impl Env {
                     });
                 }
             };
+            if !key.starts_with(b"agi_") {
+                return Err(EnvError::BadKey {
+                    line: line_no,
+                    offset,
+                });
+            }
             // Keys are ASCII by construction of `kv_line`.
             let key = String::from_utf8_lossy(key).into_owned();
             env.add(line_no, key, value)?;
@@ -349,6 +358,13 @@ mod tests {
     #[test]
     fn value_keeps_extra_blanks_and_empty_values() {
         let env = Env::parse(b"agi_accountcode: \nagi_x:  two\nagi_y:\n\n").unwrap();
+        assert_eq!(
+            Env::parse(b"agi_callerid: 1\nApplication: System\n\n"),
+            Err(EnvError::BadKey {
+                line: 2,
+                offset: 16
+            })
+        );
         assert_eq!(env.get("agi_accountcode"), Some(&b""[..]));
         assert_eq!(env.get("agi_x"), Some(&b" two"[..]));
         assert_eq!(env.get("agi_y"), Some(&b""[..]));

@@ -92,8 +92,45 @@ fn open_log(path: &Path, debug: bool) -> Result<(), String> {
     } else {
         LevelFilter::Info
     };
-    simplelog::WriteLogger::init(level, b.build(), file)
+    simplelog::WriteLogger::init(level, b.build(), WholeLines::new(file))
         .map_err(|e| format!("cannot start logging: {e}"))
+}
+
+/// Hands the file complete lines only, each in one `write` on an
+/// `O_APPEND` descriptor, so lines of concurrent callback processes never
+/// interleave (the logger writes a line in several pieces).
+struct WholeLines {
+    file: File,
+    buf: Vec<u8>,
+}
+
+impl WholeLines {
+    fn new(file: File) -> Self {
+        WholeLines {
+            file,
+            buf: Vec::with_capacity(512),
+        }
+    }
+}
+
+impl Write for WholeLines {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if let Some(end) = self.buf.iter().rposition(|&b| b == b'\n') {
+            let res = self.file.write_all(&self.buf[..=end]);
+            self.buf.drain(..=end);
+            res?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            let res = self.file.write_all(&self.buf);
+            self.buf.clear();
+            res?;
+        }
+        self.file.flush()
+    }
 }
 
 /// One whole AGI run. Generic over the pipe so tests and `--demo` drive the

@@ -1,0 +1,346 @@
+#!/usr/bin/env bash
+# End-to-end suite against a real Asterisk 22.
+#
+# Builds (once, cached in $E2E_CACHE, default /var/cache/agi-callback-e2e) a
+# Debian-unstable chroot with Asterisk 22, installs the release binaries, the
+# agi-bin/ dialplan and a test config, starts Asterisk as the asterisk user,
+# runs the scenarios, stops Asterisk and unmounts. Exits non-zero on any
+# failure; a missing prerequisite is a failure, never a skip.
+#
+# Needs root (chroot, mount). Run: sudo bash tests/e2e/run.sh
+set -euo pipefail
+
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+CACHE=${E2E_CACHE:-/var/cache/agi-callback-e2e}
+ROOT=$CACHE/root
+WORK=$(mktemp -d /tmp/agi-callback-e2e.XXXXXX)
+SPOOL=$ROOT/var/spool/asterisk
+LOG=$ROOT/var/log/asterisk/messages.log
+CBLOG=$ROOT/var/log/asterisk/callback.log
+CDR=$ROOT/var/log/asterisk/cdr-csv/Master.csv
+AGIDIR=$ROOT/usr/share/asterisk/agi-bin
+PASSED=0
+FAILED=0
+
+die() { echo "e2e: $*" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || die "must run as root (chroot and mount)"
+
+if ! command -v debootstrap >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null \
+        || die "debootstrap is missing and could not be installed"
+fi
+
+# --- the chroot ---------------------------------------------------------------
+if [ ! -x "$ROOT/usr/sbin/asterisk" ]; then
+    echo "e2e: building the Asterisk chroot in $ROOT (about a minute)"
+    mkdir -p "$CACHE"
+    rm -rf "$CACHE/root.new"
+    debootstrap --variant=minbase --include=asterisk sid "$CACHE/root.new" \
+        >"$WORK/debootstrap.log" 2>&1 || { tail -20 "$WORK/debootstrap.log"; die "debootstrap failed"; }
+    mv "$CACHE/root.new" "$ROOT"
+fi
+
+echo "e2e: building release binaries"
+(cd "$TOP" && cargo build --release --bins -q) || die "cargo build failed"
+CALLBACK=$TOP/target/release/callback
+AUTODIAL=$TOP/target/release/autodial
+
+ast() { chroot "$ROOT" asterisk -rx "$1"; }
+
+cleanup() {
+    set +e
+    if chroot "$ROOT" asterisk -rx "core show version" >/dev/null 2>&1; then
+        chroot "$ROOT" asterisk -rx "core stop now" >/dev/null 2>&1
+    fi
+    for _ in $(seq 1 50); do
+        [ -n "${AST_PID:-}" ] && kill -0 "$AST_PID" 2>/dev/null || break
+        sleep 0.2
+    done
+    [ -n "${AST_PID:-}" ] && kill -9 "$AST_PID" 2>/dev/null
+    mountpoint -q "$ROOT/dev" && umount "$ROOT/dev"
+    mountpoint -q "$ROOT/proc" && umount "$ROOT/proc"
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# A previous run killed mid-way may have left Asterisk or mounts behind.
+pkill -f "asterisk -U asterisk -G asterisk -f -n" 2>/dev/null || true
+sleep 0.5
+mountpoint -q "$ROOT/proc" || mount -t proc proc "$ROOT/proc"
+mountpoint -q "$ROOT/dev" || mount --bind /dev "$ROOT/dev"
+
+# --- configuration --------------------------------------------------------------
+cat >"$ROOT/etc/asterisk/modules.conf" <<'EOF'
+[modules]
+autoload=no
+load => res_timing_timerfd.so
+load => bridge_simple.so
+load => pbx_config.so
+load => pbx_spool.so
+load => res_speech.so
+load => res_agi.so
+load => app_playback.so
+load => app_dial.so
+load => app_stack.so
+load => app_echo.so
+load => app_verbose.so
+load => app_userevent.so
+load => app_read.so
+load => app_senddtmf.so
+load => app_cdr.so
+load => func_strings.so
+load => func_callerid.so
+load => func_cut.so
+load => func_logic.so
+load => func_channel.so
+load => func_cdr.so
+load => cdr_csv.so
+load => format_wav.so
+load => format_gsm.so
+load => format_pcm.so
+load => codec_ulaw.so
+load => codec_gsm.so
+EOF
+cat >"$ROOT/etc/asterisk/logger.conf" <<'EOF'
+[general]
+[logfiles]
+messages.log => notice,warning,error,verbose(5)
+EOF
+cat >"$ROOT/etc/asterisk/extensions.conf" <<'EOF'
+[general]
+static=yes
+writeprotect=yes
+[globals]
+#include extensions_callback.conf
+#include extensions_test.conf
+EOF
+# users.conf is deprecated and only makes pbx_config warn.
+rm -f "$ROOT/etc/asterisk/users.conf"
+install -m 0644 "$TOP/agi-bin/extensions_callback.conf" "$ROOT/etc/asterisk/"
+install -m 0644 "$TOP/tests/e2e/extensions_test.conf" "$ROOT/etc/asterisk/"
+
+# The test config: the sample's shape, with Local channels for phones and trunk.
+write_config() { # $1: extra JSON members (with a leading comma) or empty
+    cat >"$ROOT/etc/asterisk/callback.json" <<EOF
+{
+  "permit": ["89105647899", "89105640002", "89105640004", "89105640005"],
+  "rewrite": [{"prefix": "+7", "replace": "8"}, {"prefix": "7", "replace": "8", "digits": 11}],
+  "call": {
+    "channel": "Local/{number}@fake-phones",
+    "callerid": "\"Callback\" <84955556677>",
+    "context": "callback-menu",
+    "wait_time": 20,
+    "archive": true,
+    "variables": {"CALLBACK_NUMBER": "{number}", "CALLBACK_TECH": "Local", "CALLBACK_TRUNK": "fake-trunk"}
+  },
+  "debug": true$1
+}
+EOF
+    chown asterisk:asterisk "$ROOT/etc/asterisk/callback.json" 2>/dev/null \
+        || chroot "$ROOT" chown asterisk:asterisk /etc/asterisk/callback.json
+}
+write_config ""
+
+install -m 0755 "$CALLBACK" "$AGIDIR/callback"
+rm -rf "$SPOOL/outgoing" "$SPOOL/outgoing_done" "$SPOOL/tmp" "$ROOT/var/log/asterisk"
+mkdir -p "$SPOOL/outgoing" "$SPOOL/tmp" "$ROOT/var/log/asterisk/cdr-csv"
+chroot "$ROOT" chown -R asterisk:asterisk /etc/asterisk /var/spool/asterisk /var/lib/asterisk \
+    /var/log/asterisk /var/run/asterisk 2>/dev/null \
+    || chroot "$ROOT" sh -c 'mkdir -p /var/run/asterisk && chown -R asterisk:asterisk /etc/asterisk /var/spool/asterisk /var/lib/asterisk /var/log/asterisk /var/run/asterisk'
+
+# --- start ----------------------------------------------------------------------
+chroot "$ROOT" asterisk -U asterisk -G asterisk -f -n >"$WORK/asterisk.out" 2>&1 &
+AST_PID=$!
+for _ in $(seq 1 100); do
+    ast "core show version" >/dev/null 2>&1 && break
+    sleep 0.2
+done
+ast "core show version" || { cat "$WORK/asterisk.out"; die "Asterisk did not start"; }
+ast "dialplan reload" >/dev/null
+sleep 1
+
+# --- helpers --------------------------------------------------------------------
+pass() { echo "PASS: $*"; PASSED=$((PASSED + 1)); }
+fail() { echo "FAIL: $*"; FAILED=$((FAILED + 1)); }
+
+# wait_for FILE PATTERN SECONDS: true once grep -E finds PATTERN in FILE.
+wait_for() {
+    local deadline=$((SECONDS + $3))
+    while [ $SECONDS -le $deadline ]; do
+        grep -qE -- "$2" "$1" 2>/dev/null && return 0
+        sleep 0.3
+    done
+    return 1
+}
+count() { grep -cE -- "$2" "$1" 2>/dev/null || true; }
+
+# A caller ringing the callback number: a Local channel into [test-caller];
+# WaitTime is how long the caller lets it ring before giving up.
+ring() { # $1 number, $2 wait seconds, $3 name
+    "$AUTODIAL" --spool-dir "$SPOOL" call --channel "Local/$1@test-caller" \
+        --application Wait --data 30 --wait-time "$2" --name "$3" >/dev/null
+}
+# Wait until outgoing/ has no file matching $1.
+wait_gone() {
+    local deadline=$((SECONDS + $2))
+    while [ $SECONDS -le $deadline ]; do
+        compgen -G "$SPOOL/outgoing/$1" >/dev/null || return 0
+        sleep 0.3
+    done
+    return 1
+}
+
+# --- 8 (first, as it is about loading): the dialplan loads without warnings ---
+if grep -E "WARNING|ERROR" "$LOG" | grep -vE "res_speech|loader.c" >"$WORK/load-warnings"; [ -s "$WORK/load-warnings" ]; then
+    fail "8: warnings while loading:"; cat "$WORK/load-warnings"
+elif ast "dialplan show callback-menu" | grep -q "vm-enter-num-to-call" \
+    && ast "dialplan show autocaller" | grep -q "Gosub(autocaller-dial"; then
+    pass "8: dialplan loaded with no warning (callback-menu, autocaller present)"
+else
+    fail "8: dialplan contexts missing"
+fi
+
+# --- 1: permitted caller rings, is called back, dials out from the menu -------
+ring 89105647899 10 s1-caller
+if wait_for "$LOG" "FAKE-TRUNK dialled=84951234567 callerid=89105647899" 40; then
+    if grep -q "89105647899 QUEUED" "$CBLOG" && grep -q "Executing \[s@callback-menu:1\]" "$LOG"; then
+        pass "1: callback queued, menu reached, 84951234567 dialled with caller ID 89105647899"
+    else
+        fail "1: trunk reached but callback log or menu missing"
+    fi
+else
+    fail "1: the fake trunk was never reached"; tail -40 "$LOG"
+fi
+
+# --- 2: the caller gives up after 1 s while the AGI still runs ---------------
+# The AGI is held on a FIFO permit_file until well after the caller hung up.
+mkfifo "$ROOT/var/lib/asterisk/permit.fifo"
+chroot "$ROOT" chown asterisk:asterisk /var/lib/asterisk/permit.fifo
+write_config ', "permit_file": "/var/lib/asterisk/permit.fifo"'
+ring 89105640002 1 s2-caller
+sleep 3
+timeout 20 sh -c "echo 89105640002 > '$ROOT/var/lib/asterisk/permit.fifo'" || true
+if wait_for "$LOG" "Executing \[89105640002@fake-phones:1\]" 30 \
+    && grep -q "89105640002 QUEUED" "$CBLOG"; then
+    hup=$(grep -cE "89105640002.*(511|Closed)|< 511" "$CBLOG" || true)
+    if grep -qE "AGI Script callback completed, returning 4|hangup|SIGHUP" "$LOG" || [ "$hup" -gt 0 ]; then
+        pass "2: caller hung up at 1 s during the AGI; callback still queued and placed"
+    else
+        pass "2: callback queued and placed after the caller gave up (no hangup trace in log)"
+    fi
+else
+    fail "2: no callback after the caller gave up"; tail -30 "$CBLOG"
+fi
+rm -f "$ROOT/var/lib/asterisk/permit.fifo"
+write_config ""
+
+# --- 3: a caller not on the permit list -----------------------------------------
+ring 89990000000 5 s3-caller
+if wait_for "$LOG" "CALLBACK_STATUS=DENIED" 20 && grep -q "89990000000 DENIED" "$CBLOG"; then
+    sleep 1
+    if compgen -G "$SPOOL/outgoing/callback-89990000000*" >/dev/null; then
+        fail "3: a call file was queued for a denied caller"
+    else
+        pass "3: DENIED reached the dialplan; nothing queued"
+    fi
+else
+    fail "3: DENIED not seen"
+fi
+
+# --- 4: twenty simultaneous calls from one number ---------------------------------
+pids=()
+for i in $(seq 1 20); do ring 89105640004 5 "s4-caller-$i" & pids+=($!); done
+wait "${pids[@]}"
+wait_for "$LOG" "Executing \[89105640004@fake-phones:1\]" 30 || true
+sleep 5
+q=$(count "$CBLOG" "\[INFO\] 89105640004 QUEUED")
+d=$(count "$CBLOG" "\[INFO\] 89105640004 DUPLICATE")
+legs=$(count "$LOG" "Executing \[89105640004@fake-phones:1\]")
+if [ "$q" = 1 ] && [ "$d" = 19 ] && [ "$legs" = 1 ]; then
+    pass "4: 20 simultaneous calls: 1 QUEUED, 19 DUPLICATE, 1 callback leg"
+else
+    fail "4: QUEUED=$q DUPLICATE=$d callback legs=$legs"
+fi
+
+# --- 5: invalid input three times: goodbye -------------------------------------
+ring 89105640005 10 s5-caller
+if wait_for "$LOG" "Executing \[goodbye@callback-menu:1\]" 60; then
+    inv=$(count "$LOG" "Executing \[i@callback-menu:1\]")
+    if [ "$inv" = 3 ]; then
+        pass "5: three invalid inputs, then goodbye"
+    else
+        fail "5: goodbye after $inv invalid inputs (want 3)"
+    fi
+else
+    fail "5: no goodbye"
+fi
+
+# --- 6: autodial --in 5s plays the alert only after 5 s; failed extension -------
+t0=$(date +%s)
+"$AUTODIAL" --spool-dir "$SPOOL" call --channel Local/admin@fake-phones \
+    --context monitoring-alert --set ALERT_PROMPT=tt-somethingwrong --archive \
+    --in 5s --name alert-in-5s >/dev/null
+early=0
+while [ $(($(date +%s) - t0)) -lt 4 ]; do
+    grep -q "Executing \[admin@fake-phones:1\]" "$LOG" && early=1
+    sleep 0.3
+done
+if [ "$early" = 0 ] && wait_for "$LOG" "Executing \[s@monitoring-alert:3\].*tt-somethingwrong" 20; then
+    t1=$(date +%s)
+    pass "6a: alert played after $((t1 - t0)) s (scheduled 5 s), not before 4 s"
+else
+    fail "6a: alert early=$early or never played"
+fi
+"$AUTODIAL" --spool-dir "$SPOOL" call --channel Local/noanswer@fake-phones \
+    --context monitoring-alert --set ALERT_TO=noanswer --wait-time 3 --archive \
+    --name alert-noanswer >/dev/null
+if wait_for "$LOG" "Monitoring alert to noanswer failed: REASON=3" 30; then
+    pass "6b: failed extension ran with REASON=3 (no answer)"
+else
+    fail "6b: failed extension with REASON=3 not seen"; grep -E "REASON|noanswer" "$LOG" | tail -5
+fi
+
+# --- 7: fail-over ---------------------------------------------------------------
+"$AUTODIAL" --spool-dir "$SPOOL" call --channel Local/1@autocaller \
+    --context monitoring-alert --set FIRST_NUMBER=noanswer --set SECOND_NUMBER=second \
+    --set AUTOCALLER_RING=3 --set CALLBACK_TECH=Local --set CALLBACK_TRUNK=fake-phones \
+    --archive --name failover >/dev/null
+if wait_for "$LOG" "Executing \[second@fake-phones:1\]" 40 \
+    && grep -q "Fail-over: noanswer gave NOANSWER, calling second" "$LOG"; then
+    pass "7: first number NOANSWER, second number called"
+else
+    fail "7: fail-over did not reach the second number"
+fi
+
+# --- pbx_spool read every published file without a warning, and check agrees --
+wait_gone "alert-*" 30 || true
+wait_gone "failover" 30 || true
+wait_gone "callback-*" 40 || true
+# (NOTICEs about call progress are normal; these are what a bad file earns.)
+if grep -E "pbx_spool" "$LOG" \
+    | grep -E "WARNING|Unknown keyword|Syntax error|Malformed|Invalid|should be in form|Line too long" \
+    >"$WORK/spool-warnings"; [ -s "$WORK/spool-warnings" ]; then
+    fail "spool: Asterisk warned about call files:"; cat "$WORK/spool-warnings"
+else
+    pass "spool: Asterisk read every published call file without a warning"
+fi
+files=$(compgen -G "$SPOOL/outgoing_done/*" || true)
+if [ -n "$files" ]; then
+    # shellcheck disable=SC2086
+    if "$AUTODIAL" check $files >"$WORK/check.out" 2>&1; then
+        pass "check: 'autodial check' passes the $(echo "$files" | wc -w) files Asterisk archived"
+    else
+        fail "check: autodial check disagrees with Asterisk:"; cat "$WORK/check.out"
+    fi
+else
+    fail "check: no archived call files to check"
+fi
+
+# Warnings during the whole run, for the record.
+grep -E "WARNING|ERROR" "$LOG" | tail -20 >"$WORK/all-warnings" || true
+if [ -s "$WORK/all-warnings" ]; then
+    echo "e2e: warnings logged during the run (for information):"; cat "$WORK/all-warnings"
+fi
+
+echo "e2e: $PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ]
