@@ -90,17 +90,17 @@ struct CallArgs {
     /// Dialplan context for the answered call
     #[arg(long, value_name = "CTX")]
     context: Option<String>,
-    /// Extension in CONTEXT
-    #[arg(long, value_name = "EXT", default_value = "s", requires = "context")]
-    extension: String,
-    /// Priority in CONTEXT
-    #[arg(long, value_name = "N", default_value_t = 1, requires = "context")]
-    priority: u32,
+    /// Extension in CONTEXT [default: s]
+    #[arg(long, value_name = "EXT")]
+    extension: Option<String>,
+    /// Priority in CONTEXT [default: 1]
+    #[arg(long, value_name = "N")]
+    priority: Option<u32>,
     /// Application to run on the answered call (instead of --context)
     #[arg(long, value_name = "APP")]
     application: Option<String>,
     /// Arguments of APPLICATION
-    #[arg(long, value_name = "DATA", requires = "application")]
+    #[arg(long, value_name = "DATA")]
     data: Option<String>,
     /// Caller ID shown to the called party: '"Name" <number>' or a number
     #[arg(long, value_name = "CID")]
@@ -268,11 +268,19 @@ fn call(spool: &Spool, a: CallArgs) -> u8 {
         }
         None => generated_name(now),
     };
+    // (clap's `requires` does not see through the required group, so these
+    // are checked here.)
+    if a.context.is_none() && (a.extension.is_some() || a.priority.is_some()) {
+        return usage("--extension and --priority go with --context");
+    }
+    if a.application.is_none() && a.data.is_some() {
+        return usage("--data goes with --application");
+    }
     let action = match (&a.context, &a.application) {
         (Some(ctx), None) => Action::Extension {
             context: ctx.clone(),
-            extension: a.extension.clone(),
-            priority: Some(a.priority),
+            extension: a.extension.clone().unwrap_or_else(|| "s".into()),
+            priority: Some(a.priority.unwrap_or(1)),
         },
         (None, Some(app)) => Action::Application {
             application: app.clone(),

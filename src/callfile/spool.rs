@@ -458,6 +458,37 @@ mod tests {
     }
 
     #[test]
+    fn a_planted_symlink_at_the_staging_name_is_not_followed() {
+        let d = std::env::temp_dir().join(format!("spool-symlink-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(d.join("outgoing")).unwrap();
+        fs::create_dir_all(d.join("tmp")).unwrap();
+        let victim = d.join("victim");
+        fs::write(&victim, "precious").unwrap();
+        let planted = d.join("tmp").join(stage_name());
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let s = Spool::new(&d);
+        let meta = fs::metadata(d.join("outgoing")).unwrap();
+        let r = s.write_staged(&planted, b"Channel: x", SystemTime::now(), &meta);
+        assert!(matches!(
+            r,
+            Err(PublishError::Io {
+                op: "create staging file",
+                ..
+            })
+        ));
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        // a dangling one too
+        let dangling = d.join("tmp").join(stage_name());
+        std::os::unix::fs::symlink(d.join("nowhere"), &dangling).unwrap();
+        assert!(s
+            .write_staged(&dangling, b"x", SystemTime::now(), &meta)
+            .is_err());
+        assert!(!d.join("nowhere").exists());
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
     fn stage_names_carry_their_time() {
         let n = stage_name();
         let t = stage_created(&n).unwrap();
