@@ -337,6 +337,21 @@ fn publish_sets_mode_and_schedule_and_refuses_to_clobber() {
 }
 
 #[test]
+fn schedule_from_a_chrono_time_in_any_zone() {
+    use chrono::TimeZone;
+    let (d, s) = spool();
+    let tz = chrono::FixedOffset::east_opt(3 * 3600).unwrap();
+    let at = tz.with_ymd_and_hms(2030, 7, 9, 19, 18, 55).unwrap();
+    let p = s.publish_call_at("z.call", &base(), &at).unwrap();
+    let m = fs::metadata(p).unwrap().modified().unwrap();
+    assert_eq!(
+        m.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64,
+        at.timestamp()
+    );
+    assert_eq!(names(&d.path().join("outgoing")), ["z.call"]);
+}
+
+#[test]
 fn bad_names_and_bad_files_write_nothing() {
     let (d, s) = spool();
     for n in ["", ".hidden", "../x", "a/b", "..", "a b"] {

@@ -241,6 +241,17 @@ impl Spool {
         self.publish(name, text.as_bytes(), at)
     }
 
+    /// [`Spool::publish_call`] with the schedule as a `chrono` time in any
+    /// time zone.
+    pub fn publish_call_at<Tz: chrono::TimeZone>(
+        &self,
+        name: &str,
+        call: &CallFile,
+        at: &chrono::DateTime<Tz>,
+    ) -> Result<PathBuf, PublishError> {
+        self.publish_call(name, call, SystemTime::from(at.with_timezone(&chrono::Utc)))
+    }
+
     /// Publishes `contents` as `outgoing/<name>` with mtime `at`, unless a
     /// file of that name is pending ([`PublishError::AlreadyPending`]).
     pub fn publish(
