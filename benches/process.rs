@@ -1,0 +1,349 @@
+//! Whole-process benchmarks: `callback` and `autodial` run the way Asterisk
+//! and a monitoring system run them, against a floor: a minimal C program
+//! that only reads the env block and exits (built here with `cc`).
+//!
+//! Run: `cargo bench --bench process` (prints a Markdown table; numbers in
+//! README.md). Wall time is measured around spawn..wait; peak RSS is the
+//! child's `ru_maxrss` from `wait4`.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const FLOOR_C: &str = r#"
+#include <stdio.h>
+#include <string.h>
+int main(void) {
+    char line[8192];
+    while (fgets(line, sizeof line, stdin)) {
+        if (strcmp(line, "\n") == 0) break;
+    }
+    return 0;
+}
+"#;
+
+struct Sample {
+    wall: Duration,
+    rss_kib: i64,
+}
+
+/// Spawns `cmd` with `input` on stdin, waits with wait4, returns wall time
+/// and peak RSS. Panics when the exit status is not `want`.
+// The child is reaped by wait4 (for its rusage), which clippy cannot see.
+#[allow(clippy::zombie_processes)]
+fn run_once(cmd: &mut Command, input: &[u8], want: i32) -> Sample {
+    let start = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        let _ = stdin.write_all(input);
+    }
+    let mut status = 0;
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    let wall = start.elapsed();
+    assert_eq!(r, pid);
+    let st = std::process::ExitStatus::from_raw(status);
+    assert_eq!(st.code(), Some(want), "{cmd:?}");
+    Sample {
+        wall,
+        rss_kib: ru.ru_maxrss,
+    }
+}
+
+struct Stats {
+    median_ms: f64,
+    p90_ms: f64,
+    rss_kib: i64,
+}
+
+fn stats(mut s: Vec<Sample>) -> Stats {
+    s.sort_by_key(|x| x.wall);
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    Stats {
+        median_ms: ms(s[s.len() / 2].wall),
+        p90_ms: ms(s[s.len() * 9 / 10].wall),
+        rss_kib: s.iter().map(|x| x.rss_kib).max().unwrap_or(0),
+    }
+}
+
+fn env_block(number: &str) -> Vec<u8> {
+    let base = fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/asterisk-22.10/env-hangup.txt"
+    ))
+    .unwrap();
+    let text = String::from_utf8(base).unwrap();
+    let mut v = text
+        .replace(
+            "agi_callerid: 89105647899",
+            &format!("agi_callerid: {number}"),
+        )
+        .into_bytes();
+    for _ in 0..4 {
+        v.extend_from_slice(b"200 result=1\n");
+    }
+    v
+}
+
+struct Spool {
+    root: PathBuf,
+}
+
+impl Spool {
+    fn new(root: &Path) -> Spool {
+        let _ = fs::remove_dir_all(root);
+        fs::create_dir_all(root.join("outgoing")).unwrap();
+        fs::create_dir_all(root.join("tmp")).unwrap();
+        Spool {
+            root: root.to_path_buf(),
+        }
+    }
+    fn config(&self, permit: &str, extra: &str) -> PathBuf {
+        let p = self.root.join("callback.json");
+        fs::write(
+            &p,
+            format!(
+                r#"{{"permit": {permit}, "rewrite": [{{"prefix": "+7", "replace": "8"}}],
+                "call": {{"channel": "PJSIP/{{number}}@sip-provider", "context": "callback-menu",
+                          "callerid": "\"Callback\" <84955556677>", "variables": {{"CALLBACK_NUMBER": "{{number}}"}}}},
+                "spool_dir": "{}", "log_file": "{}"{extra}}}"#,
+                self.root.display(),
+                self.root.join("callback.log").display()
+            ),
+        )
+        .unwrap();
+        p
+    }
+    fn outgoing_count(&self) -> usize {
+        fs::read_dir(self.root.join("outgoing")).unwrap().count()
+    }
+    fn clear_outgoing(&self) {
+        for e in fs::read_dir(self.root.join("outgoing")).unwrap() {
+            fs::remove_file(e.unwrap().path()).unwrap();
+        }
+    }
+}
+
+fn main() {
+    let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target");
+    let work = target.join("bench-work");
+    fs::create_dir_all(&work).unwrap();
+    // The release binaries, as shipped.
+    let st = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--bins", "-q"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let callback = target.join("release/callback");
+    let autodial = target.join("release/autodial");
+    let floor_src = work.join("floor.c");
+    let floor = work.join("floor");
+    fs::write(&floor_src, FLOOR_C).unwrap();
+    let st = Command::new("cc")
+        .args(["-O2", "-o"])
+        .arg(&floor)
+        .arg(&floor_src)
+        .status()
+        .expect("cc (gcc) is needed for the floor program");
+    assert!(st.success());
+
+    let n: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let tmpfs = Path::new("/dev/shm");
+    let base = if tmpfs.is_dir() {
+        tmpfs.join("agi-callback-bench")
+    } else {
+        work.join("spool")
+    };
+    let input = env_block("89105647899");
+
+    println!("| what | median ms | p90 ms | peak RSS KiB | runs |");
+    println!("|---|---|---|---|---|");
+    let row = |what: &str, s: &Stats, runs: usize| {
+        println!(
+            "| {what} | {:.3} | {:.3} | {} | {runs} |",
+            s.median_ms, s.p90_ms, s.rss_kib
+        );
+    };
+
+    // Interleave floor and callback runs so both see the same machine state.
+    let spool = Spool::new(&base.join("small"));
+    let cfg = spool.config(r#"["89105647899","89105640001","89105640002","89105640003","89105640004","89105640005","89105640006","89105640007","89105640008","89105640009"]"#, "");
+    let (mut fl, mut cb) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        fl.push(run_once(&mut Command::new(&floor), &input, 0));
+        spool.clear_outgoing();
+        cb.push(run_once(
+            Command::new(&callback).env("CALLBACK_CONFIG", &cfg),
+            &input,
+            0,
+        ));
+        assert_eq!(spool.outgoing_count(), 1, "QUEUED each time");
+    }
+    let floor_stats = stats(fl);
+    let cb_stats = stats(cb);
+    row("floor: C program reading the env block", &floor_stats, n);
+    row(
+        "callback QUEUED, spool on tmpfs (10-number permit list)",
+        &cb_stats,
+        n,
+    );
+
+    // The same with the spool on the disk under target/: fsync is real.
+    let disk = Spool::new(&work.join("disk-spool"));
+    let dcfg = disk.config(r#"["89105647899"]"#, "");
+    let mut d = Vec::new();
+    for _ in 0..n {
+        disk.clear_outgoing();
+        d.push(run_once(
+            Command::new(&callback).env("CALLBACK_CONFIG", &dcfg),
+            &input,
+            0,
+        ));
+    }
+    let disk_stats = stats(d);
+    row(
+        "callback QUEUED, spool on disk (fsync of file and dir)",
+        &disk_stats,
+        n,
+    );
+
+    // Denied, small list vs 100,000-number permit_file (the worst case).
+    let denied = env_block("89990000000");
+    let mut small = Vec::new();
+    for _ in 0..n {
+        small.push(run_once(
+            Command::new(&callback).env("CALLBACK_CONFIG", &cfg),
+            &denied,
+            0,
+        ));
+    }
+    let big = Spool::new(&base.join("big"));
+    let mut list = String::with_capacity(1_300_000);
+    for i in 0..100_000u64 {
+        list.push_str(&format!("8916{:07}\n", i));
+    }
+    fs::write(big.root.join("permit.txt"), list).unwrap();
+    let bigcfg = big.config(
+        "[]",
+        &format!(
+            r#", "permit_file": "{}""#,
+            big.root.join("permit.txt").display()
+        ),
+    );
+    let mut large = Vec::new();
+    for _ in 0..n {
+        large.push(run_once(
+            Command::new(&callback).env("CALLBACK_CONFIG", &bigcfg),
+            &denied,
+            0,
+        ));
+    }
+    let small = stats(small);
+    let large = stats(large);
+    row("callback DENIED, 10-number permit list", &small, n);
+    row("callback DENIED, 100,000-number permit_file", &large, n);
+
+    // autodial call
+    let ad = Spool::new(&base.join("autodial"));
+    let mut a = Vec::new();
+    for i in 0..n {
+        a.push(run_once(
+            Command::new(&autodial)
+                .arg("--spool-dir")
+                .arg(&ad.root)
+                .args([
+                    "call",
+                    "--channel",
+                    "PJSIP/89161112233@sip-provider",
+                    "--context",
+                    "monitoring-alert",
+                    "--set",
+                    "ALERT_PROMPT=tt-somethingwrong",
+                    "--in",
+                    "1h",
+                    "--name",
+                    &format!("b{i}.call"),
+                ]),
+            b"",
+            0,
+        ));
+    }
+    let a = stats(a);
+    row("autodial call --in 1h", &a, n);
+
+    // Burst: 1,000 sessions, 50 concurrent, 200 numbers.
+    let burst = Spool::new(&base.join("burst"));
+    let bcfg = {
+        let permit: Vec<String> = (0..200).map(|i| format!("\"8910{:07}\"", i)).collect();
+        burst.config(
+            &format!("[{}]", permit.join(",")),
+            r#", "max_pending": 1000"#,
+        )
+    };
+    let start = Instant::now();
+    let handles: Vec<_> = (0..50)
+        .map(|w| {
+            let (cb, cfg) = (callback.clone(), bcfg.clone());
+            std::thread::spawn(move || {
+                let mut queued = 0;
+                for k in 0..20 {
+                    let num = format!("8910{:07}", (w * 20 + k) % 200);
+                    let out = Command::new(&cb)
+                        .env("CALLBACK_CONFIG", &cfg)
+                        .stdin(Stdio::piped())
+                        .stdout(Stdio::piped())
+                        .spawn()
+                        .and_then(|mut c| {
+                            c.stdin.take().unwrap().write_all(&env_block(&num))?;
+                            c.wait_with_output()
+                        })
+                        .unwrap();
+                    if String::from_utf8_lossy(&out.stdout).contains("\"QUEUED\"") {
+                        queued += 1;
+                    }
+                }
+                queued
+            })
+        })
+        .collect();
+    let queued: usize = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    let secs = start.elapsed().as_secs_f64();
+    let files = burst.outgoing_count();
+    let litter = fs::read_dir(burst.root.join("tmp")).unwrap().count();
+    println!();
+    println!(
+        "burst: 1000 sessions, 50 concurrent, 200 numbers: {queued} QUEUED, {} DUPLICATE, {files} files, {litter} staging files left, {:.2} s, {:.0} sessions/s",
+        1000 - queued,
+        secs,
+        1000.0 / secs
+    );
+    assert_eq!((queued, files, litter), (200, 200, 0));
+
+    let size = fs::metadata(&callback).unwrap().len();
+    println!(
+        "callback binary: {} bytes ({:.2} MiB), stripped by the release profile",
+        size,
+        size as f64 / 1048576.0
+    );
+    println!(
+        "ratios: callback/floor median {:.2}x; 100k permit_file costs {:+.3} ms over the small list; autodial/floor {:.2}x",
+        cb_stats.median_ms / floor_stats.median_ms,
+        large.median_ms - small.median_ms,
+        a.median_ms / floor_stats.median_ms
+    );
+    let _ = fs::remove_dir_all(&base);
+}
