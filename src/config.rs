@@ -173,7 +173,8 @@ impl Config {
             message,
         };
         let f = File::open(path).map_err(|e| err(format!("cannot open: {e}")))?;
-        let mut buf = Vec::new();
+        let size = f.metadata().map_or(0, |m| m.len()).min(MAX_CONFIG) as usize;
+        let mut buf = Vec::with_capacity(size + 1);
         f.take(MAX_CONFIG + 1)
             .read_to_end(&mut buf)
             .map_err(|e| err(format!("cannot read: {e}")))?;

@@ -1,5 +1,6 @@
 //! The real `autodial` binary.
 
+mod common;
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -32,12 +33,7 @@ impl Sp {
             .unwrap()
     }
     fn outgoing(&self) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(self.dir.path().join("outgoing"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
+        common::names(&self.dir.path().join("outgoing"))
     }
     fn file(&self, name: &str) -> String {
         fs::read_to_string(self.dir.path().join("outgoing").join(name)).unwrap()

@@ -2,6 +2,7 @@
 //! block (captured from Asterisk 22.10) on stdin followed by replies,
 //! commands read back from stdout.
 
+mod common;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -89,12 +90,7 @@ impl Pbx {
         self.path("callback.log")
     }
     fn outgoing(&self) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(self.spool().join("outgoing"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
+        common::names(&self.spool().join("outgoing"))
     }
     fn staging_is_empty(&self) -> bool {
         fs::read_dir(self.spool().join("tmp"))
@@ -595,11 +591,7 @@ fn stale_staging_files_of_ours_are_cleaned_others_kept() {
         fs::write(tmp.join(n), "x").unwrap();
     }
     pbx.run(&with_replies(&fixture("env-hangup.txt"), 5), &[]);
-    let mut left: Vec<String> = fs::read_dir(&tmp)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    left.sort();
+    let left = common::names(&tmp);
     let mut want = vec![fresh, "voicemail-tmp".to_string()];
     want.sort();
     assert_eq!(left, want);

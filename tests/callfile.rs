@@ -1,6 +1,8 @@
 //! Call files: what render refuses, how pbx_spool's rules are read back,
 //! and the spool's publish under concurrency and faults.
 
+mod common;
+use common::names;
 use std::fs;
 use std::path::Path;
 use std::process::Command;
@@ -297,15 +299,6 @@ fn spool() -> (tempfile::TempDir, Spool) {
     fs::create_dir(d.path().join("tmp")).unwrap();
     let s = Spool::new(d.path());
     (d, s)
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! Torture: `callback` killed at random points, a full disk, a peer that
 //! never answers.
 
+mod common;
+use common::names;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -27,6 +29,20 @@ fn env_for(number: &str) -> Vec<u8> {
     v
 }
 
+/// Runs `callback` to the end for `number`.
+fn run(cfg: &Path, number: &str) -> std::process::Output {
+    Command::new(BIN)
+        .env("CALLBACK_CONFIG", cfg)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(&env_for(number))?;
+            c.wait_with_output()
+        })
+        .unwrap()
+}
+
 fn setup(spool: &Path, log: &Path, permit: &[String]) -> PathBuf {
     fs::create_dir_all(spool.join("outgoing")).unwrap();
     fs::create_dir_all(spool.join("tmp")).unwrap();
@@ -43,15 +59,6 @@ fn setup(spool: &Path, log: &Path, permit: &[String]) -> PathBuf {
     )
     .unwrap();
     cfg
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 /// Every file in outgoing/ is complete and valid, one per number at most.
@@ -123,16 +130,7 @@ fn kill_9_at_random_points_leaves_only_complete_files() {
         )
         .unwrap();
     }
-    let out = Command::new(BIN)
-        .env("CALLBACK_CONFIG", &cfg)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin.take().unwrap().write_all(&env_for("89105640000"))?;
-            c.wait_with_output()
-        })
-        .unwrap();
+    let out = run(&cfg, "89105640000");
     assert_eq!(out.status.code(), Some(0));
     assert!(names(&spool.join("tmp")).is_empty());
     eprintln!(
@@ -143,16 +141,7 @@ fn kill_9_at_random_points_leaves_only_complete_files() {
     // pending ones are exactly DUPLICATE now.
     for n in names(&spool.join("outgoing")) {
         let number = n.trim_start_matches("callback-").trim_end_matches(".call");
-        let out = Command::new(BIN)
-            .env("CALLBACK_CONFIG", &cfg)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .and_then(|mut c| {
-                c.stdin.take().unwrap().write_all(&env_for(number))?;
-                c.wait_with_output()
-            })
-            .unwrap();
+        let out = run(&cfg, number);
         assert!(String::from_utf8_lossy(&out.stdout).contains("\"DUPLICATE\""));
     }
 }

@@ -2,11 +2,17 @@
 //! the caller gets a callback, queues the call file, and reports the outcome
 //! to the dialplan (`CALLBACK_STATUS`, `CALLBACK_FILE`), to the console
 //! (VERBOSE) and to its log.
+//!
+//! `no_main`: Asterisk starts this program once per call, so start-up is
+//! kept lean. The C `main` below skips the Rust runtime's set-up (stack
+//! guard probing through /proc/self/maps, the stack-overflow handler),
+//! which this program does not need; `std::env::args` still works (glibc
+//! hands argv to Rust's initialiser), and stdout is flushed by hand.
+#![no_main]
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use agi_callback::agi::{Command, Env, Session};
@@ -45,7 +51,14 @@ const STALE_STAGING: Duration = Duration::from_secs(60);
 const DEMO_ENV: &[u8] = include_bytes!("../../fixtures/asterisk-22.10/env-utf8-name.txt");
 const DEMO_CONFIG: &str = include_str!("../../agi-bin/callback-demo.json");
 
-fn main() -> ExitCode {
+#[unsafe(no_mangle)]
+pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    let code = real_main();
+    let _ = io::stdout().flush();
+    code
+}
+
+fn real_main() -> libc::c_int {
     // Asterisk resets signals before exec; a caller hanging up sends SIGHUP,
     // and a closed pipe SIGPIPE. Both must not kill us before the callback is
     // queued: ignore them and see EPIPE / 511 instead.
@@ -58,11 +71,11 @@ fn main() -> ExitCode {
     match args.first().and_then(|a| a.to_str()) {
         Some("--help") | Some("-h") if args.len() == 1 => {
             print!("{HELP}");
-            return ExitCode::SUCCESS;
+            return 0;
         }
         Some("--version") | Some("-V") if args.len() == 1 => {
             println!("callback {}", env!("CARGO_PKG_VERSION"));
-            return ExitCode::SUCCESS;
+            return 0;
         }
         Some("--demo") if args.len() == 1 => return demo(),
         _ => {}
@@ -135,7 +148,7 @@ impl Write for WholeLines {
 
 /// One whole AGI run. Generic over the pipe so tests and `--demo` drive the
 /// same code as Asterisk does.
-fn run<R: BufRead, W: Write>(reader: R, writer: W, cfg: Result<Config, String>) -> ExitCode {
+fn run<R: BufRead, W: Write>(reader: R, writer: W, cfg: Result<Config, String>) -> libc::c_int {
     let mut session = Session::new(reader, writer);
     let env = session.read_env();
     let (log_file, debug_on) = match &cfg {
@@ -149,7 +162,7 @@ fn run<R: BufRead, W: Write>(reader: R, writer: W, cfg: Result<Config, String>) 
         Err(e) => {
             // Out of step with Asterisk: say nothing on the pipe.
             info!("- ERROR {e}");
-            return ExitCode::FAILURE;
+            return 1;
         }
     };
     if debug_on {
@@ -204,9 +217,9 @@ fn run<R: BufRead, W: Write>(reader: R, writer: W, cfg: Result<Config, String>) 
     }
     log::logger().flush();
     if decision.outcome == Outcome::Error {
-        ExitCode::FAILURE
+        1
     } else {
-        ExitCode::SUCCESS
+        0
     }
 }
 
@@ -316,7 +329,7 @@ impl Write for DemoWriter<'_> {
     }
 }
 
-fn demo() -> ExitCode {
+fn demo() -> libc::c_int {
     let root = PathBuf::from("callback-demo");
     for d in ["spool/outgoing", "spool/tmp"] {
         if let Err(e) = fs::create_dir_all(root.join(d)) {
@@ -324,7 +337,7 @@ fn demo() -> ExitCode {
                 "callback --demo: cannot create {}: {e}",
                 root.join(d).display()
             );
-            return ExitCode::FAILURE;
+            return 1;
         }
     }
     let cfg = Config::from_json(DEMO_CONFIG.as_bytes()).map_err(|e| format!("demo config: {e}"));

@@ -228,10 +228,13 @@ if wait_for "$LOG" "Executing \[89105640002@fake-phones:1\]" 30 \
     gone=$(grep -n "Queued call to Local/89105640002@test-caller expired" "$LOG" | head -1 | cut -d: -f1)
     said=$(grep -n "test-caller.*AGI Script callback completed, returning 4" "$LOG" | head -1 | cut -d: -f1)
     queued=$(grep -n "callback: 89105640002 QUEUED" "$LOG" | head -1 | cut -d: -f1)
-    if [ -n "$gone" ] && [ -n "$said" ] && [ -n "$queued" ] && [ "$gone" -lt "$queued" ] && [ "$queued" -lt "$said" ]; then
+    once=$(count "$CBLOG" "\[INFO\] 89105640002 QUEUED")
+    legs=$(count "$LOG" "Executing \[89105640002@fake-phones:1\]")
+    if [ -n "$gone" ] && [ -n "$said" ] && [ -n "$queued" ] && [ "$gone" -lt "$queued" ] \
+        && [ "$queued" -lt "$said" ] && [ "$once" = 1 ] && [ "$legs" = 1 ]; then
         pass "2: caller gave up at 1 s while the AGI ran; callback still queued (once) and placed"
     else
-        fail "2: order of events wrong: expired@${gone:-none} queued@${queued:-none} agi-end@${said:-none}"
+        fail "2: expired@${gone:-none} queued@${queued:-none} agi-end@${said:-none} QUEUED=$once legs=$legs"
     fi
 else
     fail "2: no callback after the caller gave up"; tail -30 "$CBLOG"
