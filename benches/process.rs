@@ -146,6 +146,26 @@ fn main() {
         .unwrap();
     assert!(st.success());
     let callback = target.join("release/callback");
+    // The optional static build (README: "Static build"), for comparison.
+    let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+    let st = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "--bin",
+            "callback",
+            "-q",
+            "--target",
+            &triple,
+        ])
+        .arg("--target-dir")
+        .arg(target.join("static"))
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let callback_static = target.join("static").join(&triple).join("release/callback");
     let autodial = target.join("release/autodial");
     let floor_src = work.join("floor.c");
     let floor = work.join("floor");
@@ -182,12 +202,19 @@ fn main() {
     // Interleave floor and callback runs so both see the same machine state.
     let spool = Spool::new(&base.join("small"));
     let cfg = spool.config(r#"["89105647899","89105640001","89105640002","89105640003","89105640004","89105640005","89105640006","89105640007","89105640008","89105640009"]"#, "");
-    let (mut fl, mut cb) = (Vec::new(), Vec::new());
+    let (mut fl, mut cb, mut cs) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..n {
         fl.push(run_once(&mut Command::new(&floor), &input, 0));
         spool.clear_outgoing();
         cb.push(run_once(
             Command::new(&callback).env("CALLBACK_CONFIG", &cfg),
+            &input,
+            0,
+        ));
+        assert_eq!(spool.outgoing_count(), 1, "QUEUED each time");
+        spool.clear_outgoing();
+        cs.push(run_once(
+            Command::new(&callback_static).env("CALLBACK_CONFIG", &cfg),
             &input,
             0,
         ));
@@ -199,6 +226,12 @@ fn main() {
     row(
         "callback QUEUED, spool on tmpfs (10-number permit list)",
         &cb_stats,
+        n,
+    );
+    let cs_stats = stats(cs);
+    row(
+        "callback QUEUED, static build, spool on tmpfs",
+        &cs_stats,
         n,
     );
 
@@ -338,6 +371,13 @@ fn main() {
         "callback binary: {} bytes ({:.2} MiB), stripped by the release profile",
         size,
         size as f64 / 1048576.0
+    );
+    let ssize = fs::metadata(&callback_static).unwrap().len();
+    println!(
+        "callback static binary: {} bytes ({:.2} MiB); static/floor median {:.2}x",
+        ssize,
+        ssize as f64 / 1048576.0,
+        cs_stats.median_ms / floor_stats.median_ms
     );
     println!(
         "ratios: callback/floor median {:.2}x; 100k permit_file costs {:+.3} ms over the small list; autodial/floor {:.2}x",
