@@ -377,18 +377,22 @@ mod tests {
         assert_eq!(scan_plain_list(b"1\n", b"+1"), None);
     }
 
-    #[test]
-    fn permit_file_paths_agree() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("permit.txt");
-        let cfg = Config::from_json(
+    fn with_permit_file(file: &std::path::Path) -> Config {
+        Config::from_json(
             format!(
                 r#"{{"permit_file": "{}", "call": {{"channel": "PJSIP/x", "context": "c"}}}}"#,
                 file.display()
             )
             .as_bytes(),
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn permit_file_paths_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("permit.txt");
+        let cfg = with_permit_file(&file);
         // plain (fast path) and commented (line by line): same answers
         for text in [
             "89105647899\n1234567890123456789012345\n",
@@ -408,14 +412,7 @@ mod tests {
     fn permit_file_across_chunks() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("permit.txt");
-        let cfg = Config::from_json(
-            format!(
-                r#"{{"permit_file": "{}", "call": {{"channel": "PJSIP/x", "context": "c"}}}}"#,
-                file.display()
-            )
-            .as_bytes(),
-        )
-        .unwrap();
+        let cfg = with_permit_file(&file);
         // 20,000 lines of 12 bytes: 240 KB, several chunks; every number
         // that straddles a chunk edge must still be found whole
         let lines: Vec<String> = (0..20_000).map(|i| format!("8916{i:07}")).collect();

@@ -353,6 +353,33 @@ fn typed_builders_write_what_asterisk_was_sent() {
 }
 
 #[test]
+fn typed_session_helpers_read_asterisk_replies() {
+    // The replies Asterisk gave to SET VARIABLE and GET VARIABLE
+    // (commands-live-channel.transcript), and to GET VARIABLE of an unset
+    // variable (200 result=0).
+    let mut input = fixture("env-args.txt");
+    input.extend_from_slice(b"200 result=1\n200 result=1 (QUEUED)\n200 result=0\n");
+    let mut out = Vec::new();
+    let mut s = Session::new(Cursor::new(input), &mut out);
+    s.read_env().unwrap();
+    assert!(s.set_variable(b"CALLBACK_STATUS", b"QUEUED").unwrap());
+    assert_eq!(
+        s.get_variable(b"CALLBACK_STATUS").unwrap(),
+        Some(b"QUEUED".to_vec())
+    );
+    assert_eq!(s.get_variable(b"UNSET").unwrap(), None);
+    assert!(matches!(
+        s.set_variable(b"BAD NAME", b"x"),
+        Err(SessionError::Command(_))
+    ));
+    drop(s);
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "SET VARIABLE CALLBACK_STATUS \"QUEUED\"\nGET VARIABLE CALLBACK_STATUS\nGET VARIABLE UNSET\n"
+    );
+}
+
+#[test]
 fn session_skips_hangup_events_and_trying_lines() {
     let mut input = fixture("env-hangup.txt");
     input.extend_from_slice(b"HANGUP\n100 result=0 Trying...\n200 result=0\n");

@@ -32,6 +32,12 @@ impl Sp {
             .output()
             .unwrap()
     }
+    /// `call --channel Local/1@a --application Wait` plus `extra`.
+    fn wait_call(&self, tz: &str, extra: &[&str]) -> Output {
+        let mut args = vec!["call", "--channel", "Local/1@a", "--application", "Wait"];
+        args.extend_from_slice(extra);
+        self.run_tz(tz, &args)
+    }
     fn outgoing(&self) -> Vec<String> {
         common::names(&self.dir.path().join("outgoing"))
     }
@@ -383,21 +389,7 @@ fn mtime_is_the_schedule_for_every_at_form() {
     .enumerate()
     {
         let name = format!("at{i}.call");
-        let o = sp.run_tz(
-            "Etc/GMT-4",
-            &[
-                "call",
-                "--channel",
-                "Local/1@a",
-                "--application",
-                "Wait",
-                "--at",
-                at,
-                "--name",
-                &name,
-                "--json",
-            ],
-        );
+        let o = sp.wait_call("Etc/GMT-4", &["--at", at, "--name", &name, "--json"]);
         assert_eq!(o.status.code(), Some(0), "{at}: {}", err(&o));
         assert_eq!(sp.mtime(&name), want, "{at}");
         let v: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
@@ -405,17 +397,7 @@ fn mtime_is_the_schedule_for_every_at_form() {
         assert_eq!(v["status"], "queued");
     }
     // without seconds
-    let o = sp.run(&[
-        "call",
-        "--channel",
-        "Local/1@a",
-        "--application",
-        "Wait",
-        "--at",
-        "2030-07-09 19:18",
-        "--name",
-        "nosec",
-    ]);
+    let o = sp.wait_call("UTC", &["--at", "2030-07-09 19:18", "--name", "nosec"]);
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(sp.mtime("nosec"), utc(2030, 7, 9, 19, 18, 0));
     // --in
@@ -423,17 +405,7 @@ fn mtime_is_the_schedule_for_every_at_form() {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let o = sp.run(&[
-        "call",
-        "--channel",
-        "Local/1@a",
-        "--application",
-        "Wait",
-        "--in",
-        "1h30m",
-        "--name",
-        "in",
-    ]);
+    let o = sp.wait_call("UTC", &["--in", "1h30m", "--name", "in"]);
     let after = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -445,31 +417,15 @@ fn mtime_is_the_schedule_for_every_at_form() {
         "{m} {before} {after}"
     );
     // no schedule: now
-    let o = sp.run(&[
-        "call",
-        "--channel",
-        "Local/1@a",
-        "--application",
-        "Wait",
-        "--name",
-        "now",
-    ]);
+    let o = sp.wait_call("UTC", &["--name", "now"]);
     assert_eq!(o.status.code(), Some(0));
     let m = sp.mtime("now");
     assert!(m >= before && m <= after + 1);
     // past with --allow-past
-    let o = sp.run(&[
-        "call",
-        "--channel",
-        "Local/1@a",
-        "--application",
-        "Wait",
-        "--at",
-        "2001-01-01 00:00",
-        "--allow-past",
-        "--name",
-        "past",
-    ]);
+    let o = sp.wait_call(
+        "UTC",
+        &["--at", "2001-01-01 00:00", "--allow-past", "--name", "past"],
+    );
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(sp.mtime("past"), utc(2001, 1, 1, 0, 0, 0));
 }
@@ -478,37 +434,17 @@ fn mtime_is_the_schedule_for_every_at_form() {
 fn dst_gap_and_overlap_are_resolved_and_said() {
     let sp = Sp::new();
     // Europe/Berlin, 2030-03-31: 02:00 -> 03:00; 02:30 does not exist
-    let o = sp.run_tz(
+    let o = sp.wait_call(
         "Europe/Berlin",
-        &[
-            "call",
-            "--channel",
-            "Local/1@a",
-            "--application",
-            "Wait",
-            "--at",
-            "2030-03-31 02:30",
-            "--name",
-            "gap",
-        ],
+        &["--at", "2030-03-31 02:30", "--name", "gap"],
     );
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     assert!(err(&o).contains("does not exist"), "{}", err(&o));
     assert_eq!(sp.mtime("gap"), utc(2030, 3, 31, 1, 30, 0)); // 03:30 CEST
                                                              // 2030-10-27: 03:00 -> 02:00; 02:30 happens twice, the first is taken
-    let o = sp.run_tz(
+    let o = sp.wait_call(
         "Europe/Berlin",
-        &[
-            "call",
-            "--channel",
-            "Local/1@a",
-            "--application",
-            "Wait",
-            "--at",
-            "2030-10-27 02:30",
-            "--name",
-            "overlap",
-        ],
+        &["--at", "2030-10-27 02:30", "--name", "overlap"],
     );
     assert_eq!(o.status.code(), Some(0));
     assert!(err(&o).contains("happens twice"), "{}", err(&o));

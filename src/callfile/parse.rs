@@ -58,7 +58,6 @@ impl Parsed {
 const LOOKALIKES: &[(&str, &str)] = &[
     ("earlymedia", "early_media"),
     ("callerid_name", "Callerid"),
-    ("setvar", "Set"),
     ("timeout", "WaitTime"),
     ("maxlen", ""),
     ("predialcallee", ""),
