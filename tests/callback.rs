@@ -327,6 +327,63 @@ fn spool_failures_are_error_with_nothing_written() {
 }
 
 #[test]
+fn an_unwritable_spool_is_error_with_nothing_written() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let pbx = Pbx::new("");
+    // root ignores permissions: run as nobody then, as Asterisk runs as its
+    // own unprivileged user
+    let root = unsafe { libc::geteuid() } == 0;
+    for (p, mode) in [
+        (pbx.dir.path().to_path_buf(), 0o755),
+        (pbx.spool(), 0o755),
+        (pbx.spool().join("tmp"), 0o777),
+        (pbx.spool().join("outgoing"), 0o555),
+        (pbx.path("callback.json"), 0o644),
+    ] {
+        fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+    }
+    fs::write(pbx.log(), "").unwrap();
+    fs::set_permissions(pbx.log(), fs::Permissions::from_mode(0o666)).unwrap();
+    let mut cmd = pbx.command();
+    if root {
+        cmd.uid(65534).gid(65534);
+    }
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&with_replies(&fixture("env-hangup.txt"), 5))
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let t = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.starts_with("SET VARIABLE CALLBACK_STATUS \"ERROR\"\n"),
+        "{t}"
+    );
+    assert!(t.contains("outgoing"), "{t}");
+    assert!(pbx.outgoing().is_empty());
+    assert!(pbx.staging_is_empty());
+    assert!(
+        pbx.log_text().contains("89105647899 ERROR"),
+        "{}",
+        pbx.log_text()
+    );
+}
+
+#[test]
+fn the_sample_configs_are_valid() {
+    for f in ["agi-bin/callback.json", "agi-bin/callback-demo.json"] {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(f);
+        if let Err(e) = agi_callback::config::Config::load(&p) {
+            panic!("{e}");
+        }
+    }
+}
+
+#[test]
 fn bad_env_blocks_are_error_exit_1_nothing_written_nothing_said() {
     let full = fixture("env-hangup.txt");
     let mut long = b"agi_request: ".to_vec();
