@@ -63,8 +63,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A previous run killed mid-way may have left Asterisk or mounts behind.
-pkill -f "asterisk -U asterisk -G asterisk -f -n" 2>/dev/null || true
+# A previous run killed mid-way may have left Asterisk or mounts behind:
+# stop only processes whose root is this chroot.
+for p in /proc/[0-9]*; do
+    if [ "$(readlink "$p/root" 2>/dev/null)" = "$ROOT" ]; then
+        kill -9 "${p#/proc/}" 2>/dev/null || true
+    fi
+done
 sleep 0.5
 mountpoint -q "$ROOT/proc" || mount -t proc proc "$ROOT/proc"
 mountpoint -q "$ROOT/dev" || mount --bind /dev "$ROOT/dev"
