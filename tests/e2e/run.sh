@@ -349,6 +349,34 @@ else
     fail "check: no archived call files to check"
 fi
 
+# --- 9: check agrees with Asterisk on a bad file -----------------------------
+# Every line pbx_spool complains about must be flagged by `autodial check`
+# with the same line number (check also flags the '#' that silently cuts
+# the Callerid, which Asterisk does not mention).
+printf '%s\n' 'Channel: Local/admin@fake-phones' 'EarlyMedia: yes' 'no colon here' \
+    ' Channel: x' 'Context: monitoring-alert' 'Extension: s' 'Priority: 1' \
+    'Callerid: Room #5 <100>' 'WaitTime: soon' 'Set: NOEQUALS' >"$WORK/bad.call"
+cp "$WORK/bad.call" "$SPOOL/tmp/bad.call"
+chroot "$ROOT" chown asterisk:asterisk /var/spool/asterisk/tmp/bad.call
+mv "$SPOOL/tmp/bad.call" "$SPOOL/outgoing/bad.call"
+wait_for "$LOG" "Invalid waittime at line [0-9]+ of .*bad.call" 15 || true
+ast_lines=$(grep -oE "at line [0-9]+ of /var/spool/asterisk/outgoing/bad.call" "$LOG" \
+    | grep -oE "[0-9]+" | sort -un | tr '\n' ' ' || true)
+rc=0
+"$AUTODIAL" check "$WORK/bad.call" >"$WORK/bad.out" 2>&1 || rc=$?
+missing=""
+for n in $ast_lines; do
+    grep -q "bad.call:line $n:" "$WORK/bad.out" || missing="$missing $n"
+done
+nlines=$(wc -w <<<"$ast_lines")
+if [ "$nlines" -ge 4 ] && [ -z "$missing" ] && [ "$rc" = 1 ]; then
+    pass "9: autodial check flags every line Asterisk warned about (lines ${ast_lines% }) and exits 1"
+else
+    fail "9: Asterisk lines: ${ast_lines:-none}; check missed:${missing:- none}; exit $rc"
+    cat "$WORK/bad.out"
+fi
+wait_gone "bad.call" 30 || true
+
 # Warnings during the whole run, for the record.
 grep -E "WARNING|ERROR" "$LOG" | tail -20 >"$WORK/all-warnings" || true
 if [ -s "$WORK/all-warnings" ]; then
