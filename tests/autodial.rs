@@ -638,3 +638,19 @@ fn help_is_complete() {
         assert!(out(&o).contains(opt), "{opt}");
     }
 }
+
+#[test]
+fn run_as_root_the_file_goes_to_the_owner_of_outgoing() {
+    use std::os::unix::fs::MetadataExt;
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: nothing to hand over; not run");
+        return;
+    }
+    let sp = Sp::new();
+    let outgoing = sp.dir.path().join("outgoing");
+    std::os::unix::fs::chown(&outgoing, Some(65534), Some(65534)).unwrap();
+    let o = sp.wait_call("UTC", &["--name", "owned"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let m = fs::metadata(outgoing.join("owned")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (65534, 65534));
+}
