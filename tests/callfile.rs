@@ -279,6 +279,22 @@ fn parse_reads_like_pbx_spool() {
 }
 
 #[test]
+fn an_archived_file_reads_with_a_note_on_status() {
+    // as Asterisk leaves it in outgoing_done/ with Archive: yes
+    let text = "Channel: Local/1@a\nApplication: Wait\nArchive: yes\n\
+                StartRetry: 4242 1 (1795667000)\nEndRetry: 4242 1 (1795667030)\n\
+                Status: Completed\n";
+    let p = parse(text.as_bytes());
+    assert!(p.call.is_some() && !p.has_errors());
+    assert_eq!(p.attempts, 1);
+    assert_eq!(p.diagnostics.len(), 1);
+    assert_eq!(
+        (p.diagnostics[0].line, p.diagnostics[0].severity),
+        (6, Severity::Warning)
+    );
+}
+
+#[test]
 fn retry_lines_count_attempts() {
     // as Asterisk appends them: Key: <pid> <retries> (<unix time>)
     let text = "Channel: Local/1@a\nApplication: Wait\nMaxRetries: 3\n\

@@ -332,7 +332,13 @@ pub fn parse(bytes: &[u8]) -> Parsed {
             }
             "startretry" => in_progress = true,
             "delayedretry" => {}
-            "status" => {} // appended by Archive in outgoing_done/
+            "status" => diag(
+                n,
+                Severity::Warning,
+                "Status is what Asterisk appends when it archives a file; \
+                 if the file is queued again, Asterisk ignores it"
+                    .into(),
+            ),
             other => {
                 let hint = LOOKALIKES
                     .iter()
