@@ -19,7 +19,7 @@ pub fn escape_bytes(bytes: &[u8]) -> String {
         for c in chunk.valid().chars() {
             match c {
                 '\\' => s.push_str("\\\\"),
-                c if (c as u32) < 0x80 && c.is_ascii_control() => {
+                c if c.is_ascii_control() => {
                     let _ = write!(s, "\\x{:02x}", c as u32);
                 }
                 c if c.is_control() => {

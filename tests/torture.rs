@@ -181,19 +181,7 @@ fn disk_full_is_error_with_nothing_partial() {
     let block = vec![0u8; 4096];
     while f.write_all(&block).is_ok() {}
     let _ = f.flush();
-    let mut child = Command::new(BIN)
-        .env("CALLBACK_CONFIG", &cfg)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(&env_for("89105647899"))
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run(&cfg, "89105647899");
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("CALLBACK_STATUS \"ERROR\""), "{text}");

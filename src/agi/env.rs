@@ -122,8 +122,8 @@ fn parse_num<T: std::str::FromStr>(v: &[u8]) -> Option<T> {
 
 impl Env {
     /// Reads one block from `reader`, bounded by [`MAX_LINE`] and
-    /// [`MAX_BLOCK`], and parses it. Returns the block's raw bytes too, so a
-    /// caller can log exactly what was received.
+    /// [`MAX_BLOCK`], and parses it. Never reads past the closing empty
+    /// line, so the replies that follow stay in `reader`.
     pub fn read_from<R: BufRead>(reader: &mut R) -> Result<Env, EnvError> {
         let mut block = Vec::new();
         let mut line_no = 0usize;
