@@ -5,7 +5,7 @@
 pub mod agi;
 pub mod callback;
 pub mod callfile;
-pub mod config;
+pub mod fsio;
 pub mod paths;
 pub mod schedule;
 

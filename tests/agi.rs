@@ -455,3 +455,82 @@ fn eof_is_incomplete_for_the_parser() {
     assert_eq!(parse_reply(b""), Err(ReplyError::Incomplete));
     assert_eq!(parse_reply(b"200 result=1"), Err(ReplyError::Incomplete));
 }
+
+#[test]
+fn a_usage_block_of_short_lines_is_read_in_linear_time() {
+    // 32,000 one-byte lines fill MAX_REPLY; read once each (before, the
+    // reply was parsed again after every line: about 5 * 10^8 steps)
+    let mut input = fixture("env-args.txt");
+    input.extend_from_slice(b"520-Invalid command syntax.  Proper usage follows:\n");
+    for _ in 0..32_000 {
+        input.extend_from_slice(b"x\n");
+    }
+    input.extend_from_slice(b"520 End of proper usage.\n");
+    let mut s = Session::new(Cursor::new(input), io::sink());
+    s.read_env().unwrap();
+    let t = std::time::Instant::now();
+    match s.send(&Command::noop()) {
+        Ok(Reply::Usage(lines)) => assert_eq!(lines.len(), 32_000),
+        other => panic!("{other:?}"),
+    }
+    // generous even for a debug build on a busy machine; the quadratic
+    // reading took 74 s in a debug build here
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn a_standard_block_is_whole_and_a_cut_one_is_not() {
+    let env = Env::parse(&fixture("env-args.txt")).unwrap();
+    assert_eq!(env.check_standard(), Ok(()));
+    // a caller name "Bob\n\nX" ends the block after agi_calleridname
+    let block = fixture("env-args.txt");
+    let text = String::from_utf8(block).unwrap();
+    let cut = text.replace("agi_calleridname: Ivan\n", "agi_calleridname: Bob\n\nX\n");
+    let env = Env::read_from(&mut cut.as_bytes()).unwrap();
+    assert_eq!(
+        env.check_standard(),
+        Err(EnvError::MissingKey {
+            key: "agi_callingpres"
+        })
+    );
+    // an argument before the standard keys
+    let early = text.replace(
+        "agi_request: dump.sh\n",
+        "agi_arg_1: 1\nagi_request: dump.sh\n",
+    );
+    let early = early.replace("agi_arg_1: arg one\nagi_arg_2: two\n", "");
+    let env = Env::parse(early.as_bytes()).unwrap();
+    assert_eq!(
+        env.check_standard(),
+        Err(EnvError::ArgsTooEarly { line: 1 })
+    );
+}
+
+#[test]
+fn env_lines_left_on_the_pipe_prove_a_cut_block() {
+    let text = String::from_utf8(fixture("env-args.txt")).unwrap();
+    // a forged tail: every standard key after the name, then the block's end
+    let (head, tail) = text.split_once("agi_calleridname: Ivan\n").unwrap();
+    let forged = format!("{head}agi_calleridname: Bob\n{tail}");
+    let input = format!("{forged}{tail}200 result=1\n");
+    let mut s = Session::new(input.as_bytes(), io::sink());
+    let env = s.read_env().unwrap();
+    assert_eq!(env.check_standard(), Ok(()), "the forged block looks whole");
+    assert_eq!(
+        s.check_nothing_cut(),
+        Err(SessionError::Env(EnvError::CutShort))
+    );
+    assert_eq!(s.send(&Command::noop()), Err(SessionError::Closed));
+    // replies written ahead of time are no env lines
+    let mut input = fixture("env-args.txt");
+    input.extend_from_slice(b"200 result=1\n520-Invalid command syntax.  Proper usage follows:\nagi x\n520 End of proper usage.\n");
+    let mut s = Session::new(Cursor::new(input), io::sink());
+    s.read_env().unwrap();
+    assert_eq!(s.check_nothing_cut(), Ok(()));
+    assert!(s.send(&Command::noop()).is_ok());
+    assert!(matches!(s.send(&Command::noop()), Ok(Reply::Usage(_))));
+}

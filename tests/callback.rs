@@ -334,9 +334,11 @@ fn an_unwritable_spool_is_error_with_nothing_written() {
     // root ignores permissions: run as nobody then, as Asterisk runs as its
     // own unprivileged user
     let root = unsafe { libc::geteuid() } == 0;
+    fs::create_dir(pbx.spool().join("callback-state")).unwrap();
     for (p, mode) in [
         (pbx.dir.path().to_path_buf(), 0o755),
         (pbx.spool(), 0o755),
+        (pbx.spool().join("callback-state"), 0o777),
         (pbx.spool().join("tmp"), 0o777),
         (pbx.spool().join("outgoing"), 0o555),
         (pbx.path("callback.json"), 0o644),
@@ -377,7 +379,7 @@ fn an_unwritable_spool_is_error_with_nothing_written() {
 fn the_sample_configs_are_valid() {
     for f in ["agi-bin/callback.json", "agi-bin/callback-demo.json"] {
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(f);
-        if let Err(e) = agi_callback::config::Config::load(&p) {
+        if let Err(e) = agi_callback::callback::Config::load(&p) {
             panic!("{e}");
         }
     }
@@ -510,36 +512,45 @@ fn closed_stdout_epipe_is_no_panic_and_the_file_is_queued() {
     assert_eq!(pbx.outgoing(), ["callback-89105647899.call"]);
 }
 
-fn wait_for(path: &Path, what: &str) -> String {
-    for _ in 0..200 {
-        let t = fs::read_to_string(path).unwrap_or_default();
-        if t.contains(what) {
-            return t;
+/// Takes the spool's callback lock as a callback process would.
+fn hold_lock(pbx: &Pbx) -> fs::File {
+    let dir = pbx.spool().join("callback-state");
+    fs::create_dir_all(&dir).unwrap();
+    let f = fs::File::create(dir.join("lock")).unwrap();
+    use std::os::unix::io::AsRawFd;
+    assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
+    f
+}
+
+/// Waits until process `pid` has `path` open.
+fn wait_until_open(pid: u32, path: &Path) {
+    for _ in 0..500 {
+        if let Ok(rd) = fs::read_dir(format!("/proc/{pid}/fd")) {
+            if rd
+                .filter_map(Result::ok)
+                .any(|e| fs::read_link(e.path()).is_ok_and(|l| l == path))
+            {
+                return;
+            }
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(10));
     }
-    panic!("{what} not found in {}", path.display());
+    panic!("{pid} never opened {}", path.display());
 }
 
 #[test]
 fn sighup_after_the_env_block_still_queues() {
     let pbx = Pbx::new("");
-    // A FIFO as permit_file holds the program after it read the env block
-    // (its debug log says so) until we have sent the signal.
-    let fifo = pbx.path("permit.fifo");
-    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-    pbx.config(&format!(
-        r#", "permit": [], "permit_file": "{}", "debug": true"#,
-        fifo.display()
-    ));
+    // Holding the spool lock holds the program after it read the env block
+    // (it has the lock file open, waiting) until we have sent the signal.
+    let lock = hold_lock(&pbx);
     let mut child = pbx.command().spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&fixture("env-hangup.txt")).unwrap();
-    wait_for(&pbx.log(), "env agi_threadid");
+    wait_until_open(child.id(), &pbx.spool().join("callback-state/lock"));
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGHUP) }, 0);
     std::thread::sleep(Duration::from_millis(100));
-    fs::write(&fifo, "89105647899\n").unwrap();
+    drop(lock);
     // after the hang-up Asterisk answers 511 to channel commands
     for _ in 0..5 {
         let _ = stdin.write_all(b"200 result=1\n");
@@ -549,6 +560,23 @@ fn sighup_after_the_env_block_still_queues() {
     assert_eq!(out.status.code(), Some(0), "{:?}", out.status);
     assert!(stdout(&out).starts_with("SET VARIABLE CALLBACK_STATUS \"QUEUED\"\n"));
     assert_eq!(pbx.outgoing(), ["callback-89105647899.call"]);
+}
+
+#[test]
+fn a_lock_held_too_long_is_error_not_a_hang() {
+    let pbx = Pbx::new("");
+    let _lock = hold_lock(&pbx);
+    let t = std::time::Instant::now();
+    let out = pbx.run(&with_replies(&fixture("env-hangup.txt"), 5), &[]);
+    let s = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{s}");
+    assert!(
+        s.starts_with("SET VARIABLE CALLBACK_STATUS \"ERROR\"\n"),
+        "{s}"
+    );
+    assert!(s.contains("still locked by another process"), "{s}");
+    assert!(t.elapsed() < Duration::from_secs(30));
+    assert!(pbx.outgoing().is_empty());
 }
 
 #[test]
@@ -693,4 +721,277 @@ fn demo_runs_and_help_is_complete() {
     ] {
         assert!(h.contains(word), "{word}");
     }
+}
+
+/// The real env block with `agi_arg_1: number` added after the standard keys.
+fn env_with_arg(number: &str) -> Vec<u8> {
+    let mut env = fixture("env-hangup.txt");
+    env.truncate(env.len() - 1);
+    env.extend_from_slice(format!("agi_arg_1: {number}\n\n").as_bytes());
+    env
+}
+
+/// Starts every run before any gets its input, then feeds them all; the
+/// status each set, in order.
+fn run_together(pbx: &Pbx, inputs: &[Vec<u8>]) -> Vec<String> {
+    let mut children = Vec::new();
+    for _ in inputs {
+        let mut c = pbx.command().spawn().unwrap();
+        children.push((c.stdin.take().unwrap(), c));
+    }
+    for ((stdin, _), input) in children.iter_mut().zip(inputs) {
+        let _ = stdin.write_all(input);
+    }
+    children
+        .into_iter()
+        .map(|(stdin, child)| {
+            drop(stdin);
+            let out = child.wait_with_output().unwrap();
+            let t = stdout(&out);
+            t.lines()
+                .next()
+                .and_then(|l| l.strip_prefix("SET VARIABLE CALLBACK_STATUS "))
+                .unwrap_or("(none)")
+                .trim_matches('"')
+                .to_string()
+        })
+        .collect()
+}
+
+fn count(statuses: &[String], s: &str) -> usize {
+    statuses.iter().filter(|x| *x == s).count()
+}
+
+#[test]
+fn max_pending_holds_for_120_callers_at_once() {
+    let numbers: Vec<String> = (0..120).map(|i| format!("89160000{i:03}")).collect();
+    let pbx = Pbx::new(&format!(
+        r#", "max_pending": 3, "permit": {}"#,
+        serde_json::to_string(&numbers).unwrap()
+    ));
+    let inputs: Vec<_> = numbers
+        .iter()
+        .map(|n| with_replies(&env_with_arg(n), 5))
+        .collect();
+    let st = run_together(&pbx, &inputs);
+    assert_eq!(count(&st, "QUEUED"), 3, "{st:?}");
+    assert_eq!(count(&st, "THROTTLED"), 117, "{st:?}");
+    assert_eq!(pbx.outgoing().len(), 3);
+    assert!(pbx.staging_is_empty());
+}
+
+#[test]
+fn cooldown_holds_for_40_callers_at_once_while_asterisk_takes_each_file() {
+    let pbx = Pbx::new(r#", "cooldown_seconds": 3600"#);
+    // Asterisk with a callback that fails at once: every file is gone as
+    // soon as it appears; count what was published
+    let outgoing = pbx.spool().join("outgoing");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let consumer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut taken = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for e in fs::read_dir(&outgoing).unwrap().flatten() {
+                    if fs::remove_file(e.path()).is_ok() {
+                        taken += 1;
+                    }
+                }
+            }
+            taken
+        })
+    };
+    let input = with_replies(&fixture("env-hangup.txt"), 5);
+    let st = run_together(&pbx, &vec![input; 40]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let taken = consumer.join().unwrap();
+    assert_eq!(count(&st, "QUEUED"), 1, "{st:?}");
+    assert_eq!(
+        count(&st, "THROTTLED") + count(&st, "DUPLICATE"),
+        39,
+        "{st:?}"
+    );
+    assert_eq!(taken + pbx.outgoing().len(), 1);
+}
+
+#[test]
+fn a_stamp_from_the_future_costs_one_cooldown_not_the_clock_error() {
+    let pbx = Pbx::new(r#", "cooldown_seconds": 1"#);
+    let stamp = pbx.spool().join("callback-state/89105647899");
+    fs::create_dir_all(stamp.parent().unwrap()).unwrap();
+    let f = fs::File::create(&stamp).unwrap();
+    let year = Duration::from_secs(365 * 86400);
+    f.set_modified(std::time::SystemTime::now() + year).unwrap();
+    let input = with_replies(&fixture("env-hangup.txt"), 5);
+    assert!(stdout(&pbx.run(&input, &[])).contains("\"THROTTLED\""));
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = pbx.run(&input, &[]);
+    assert!(stdout(&out).contains("\"QUEUED\""), "{}", stdout(&out));
+}
+
+fn mkfifo(p: &Path) {
+    let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
+/// Runs with a watchdog: a run that hangs is killed and fails the test.
+fn run_bounded(pbx: &Pbx, input: &[u8], args: &[&str]) -> Output {
+    let mut child = pbx.command().args(args).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = stdin.write_all(input);
+    drop(stdin);
+    let pid = child.id();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            for _ in 0..100 {
+                std::thread::sleep(Duration::from_millis(100));
+                if done.load(std::sync::atomic::Ordering::Relaxed) {
+                    return false;
+                }
+            }
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            true
+        })
+    };
+    let out = child.wait_with_output().unwrap();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(!watchdog.join().unwrap(), "callback hung and was killed");
+    out
+}
+
+#[test]
+fn planted_stamps_are_refused_never_followed_or_waited_on() {
+    let pbx = Pbx::new(r#", "cooldown_seconds": 60"#);
+    let dir = pbx.spool().join("callback-state");
+    fs::create_dir_all(&dir).unwrap();
+    let victim = pbx.path("victim");
+    fs::write(&victim, "precious").unwrap();
+    std::os::unix::fs::symlink(&victim, dir.join("89105647899")).unwrap();
+    let input = with_replies(&fixture("env-hangup.txt"), 5);
+    let out = run_bounded(&pbx, &input, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("symbolic link"), "{}", stdout(&out));
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+    fs::remove_file(dir.join("89105647899")).unwrap();
+    mkfifo(&dir.join("89105647899"));
+    let out = run_bounded(&pbx, &input, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("FIFO"), "{}", stdout(&out));
+    assert!(pbx.outgoing().is_empty());
+}
+
+#[test]
+fn a_log_fifo_without_a_reader_never_blocks_the_callback() {
+    let pbx = Pbx::new("");
+    let fifo = pbx.path("log.fifo");
+    mkfifo(&fifo);
+    pbx.config(&format!(r#", "log_file": "{}""#, fifo.display()));
+    let out = run_bounded(&pbx, &with_replies(&fixture("env-hangup.txt"), 5), &[]);
+    let t = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        t.starts_with("SET VARIABLE CALLBACK_STATUS \"QUEUED\"\n"),
+        "{t}"
+    );
+    assert_eq!(t.matches("cannot open log file").count(), 1, "{t}");
+    assert!(t.contains("FIFO"), "{t}");
+    assert_eq!(pbx.outgoing(), ["callback-89105647899.call"]);
+}
+
+#[test]
+fn a_fifo_as_config_or_permit_file_is_a_named_error_at_once() {
+    let input = with_replies(&fixture("env-hangup.txt"), 5);
+    let pbx = Pbx::new("");
+    let fifo = pbx.path("permit.fifo");
+    mkfifo(&fifo);
+    pbx.config(&format!(
+        r#", "permit": [], "permit_file": "{}""#,
+        fifo.display()
+    ));
+    let out = run_bounded(&pbx, &input, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let t = stdout(&out);
+    assert!(
+        t.contains("permit.fifo: cannot open permit_file: is a FIFO"),
+        "{t}"
+    );
+    fs::remove_file(pbx.path("callback.json")).unwrap();
+    mkfifo(&pbx.path("callback.json"));
+    let out = run_bounded(&pbx, &input, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let t = stdout(&out);
+    assert!(t.contains("callback.json: cannot open: is a FIFO"), "{t}");
+    assert!(pbx.outgoing().is_empty());
+}
+
+#[test]
+fn a_name_with_line_feeds_cannot_cut_or_forge_the_env_block() {
+    let pbx = Pbx::new("");
+    // "Bob\n\nX": the block ends after the name; the caller ID (permitted)
+    // must not be used in place of the argument the dialplan passed
+    let mut env = env_with("agi_calleridname", b"Bob\n\nX");
+    env.truncate(env.len() - 1);
+    env.extend_from_slice(b"agi_arg_1: 89990000000\n\n");
+    let out = run_bounded(&pbx, &with_replies(&env, 5), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "", "out of step: nothing said");
+    assert!(pbx
+        .log_text()
+        .contains("ERROR AGI environment has no agi_callingpres"));
+    assert!(pbx.outgoing().is_empty());
+
+    // a forged tail: every standard key and a permitted agi_arg_1, then the
+    // block's end, inside the name; the real rest follows on the pipe
+    let real = String::from_utf8(fixture("env-hangup.txt")).unwrap();
+    let (head, tail) = real.split_once("agi_callingpres").unwrap();
+    let tail = format!("agi_callingpres{}", tail.trim_end_matches('\n'));
+    let name_line = head.lines().last().unwrap().to_string();
+    let head = head.strip_suffix(&format!("{name_line}\n")).unwrap();
+    let forged = format!("{head}agi_calleridname: Bob\n{tail}\nagi_arg_1: 89105647899\n\n");
+    let rest = format!("{tail}\nagi_arg_1: 89990000000\n\n");
+    let input = with_replies(format!("{forged}{rest}").as_bytes(), 5);
+    let out = run_bounded(&pbx, &input, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_eq!(stdout(&out), "");
+    assert!(
+        pbx.log_text()
+            .contains("ERROR AGI environment cut short: more environment lines follow"),
+        "{}",
+        pbx.log_text()
+    );
+    assert!(pbx.outgoing().is_empty());
+}
+
+#[test]
+fn run_by_asterisk_every_argument_is_an_agi_argument() {
+    let pbx = Pbx::new("");
+    for mode in ["--demo", "--help", "--version"] {
+        let mut env = fixture("env-hangup.txt");
+        env.truncate(env.len() - 1);
+        env.extend_from_slice(format!("agi_arg_1: {mode}\n\n").as_bytes());
+        let mut child = pbx
+            .command()
+            .arg(mode)
+            .env("AST_AGI_DIR", "/usr/share/asterisk/agi-bin")
+            .current_dir(pbx.dir.path())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(&with_replies(&env, 5)).unwrap();
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        let t = stdout(&out);
+        assert!(
+            t.starts_with("SET VARIABLE CALLBACK_STATUS \"INVALID\"\n"),
+            "{mode}: {t}"
+        );
+        assert!(
+            t.lines()
+                .all(|l| l.starts_with("SET VARIABLE ") || l.starts_with("VERBOSE ")),
+            "{t}"
+        );
+    }
+    assert!(!pbx.path("callback-demo").exists());
 }

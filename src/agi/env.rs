@@ -43,6 +43,14 @@ pub enum EnvError {
     BadValue { line: usize, key: String },
     /// The same key twice.
     DuplicateKey { line: usize, key: String },
+    /// A key every supported Asterisk sends is missing (a block cut short
+    /// by a line feed inside a value, or forged).
+    MissingKey { key: &'static str },
+    /// An `agi_arg_N` before a standard key: the arguments come last.
+    ArgsTooEarly { line: usize },
+    /// Lines shaped like environment lines follow the block's end: a value
+    /// carried a line feed and cut the block (the rest is still on the pipe).
+    CutShort,
     /// Reading the input failed.
     Io(String),
 }
@@ -76,6 +84,18 @@ impl fmt::Display for EnvError {
             EnvError::DuplicateKey { line, key } => {
                 write!(f, "AGI environment line {line}: {key} given twice")
             }
+            EnvError::MissingKey { key } => write!(
+                f,
+                "AGI environment has no {key}: cut short or forged (a value with a line feed?)"
+            ),
+            EnvError::ArgsTooEarly { line } => write!(
+                f,
+                "AGI environment line {line}: an argument before the standard keys (forged?)"
+            ),
+            EnvError::CutShort => write!(
+                f,
+                "AGI environment cut short: more environment lines follow its end (a value with a line feed?)"
+            ),
             EnvError::Io(e) => write!(f, "reading the AGI environment: {e}"),
         }
     }
@@ -95,6 +115,41 @@ pub struct Env {
     callingani2: Option<i32>,
     callington: Option<i32>,
     callingtns: Option<i32>,
+}
+
+/// The keys every supported Asterisk (16 and later) sends, in its order,
+/// before the arguments (res_agi.c, `setup_env`).
+pub const STANDARD_KEYS: [&str; 20] = [
+    "agi_request",
+    "agi_channel",
+    "agi_language",
+    "agi_type",
+    "agi_uniqueid",
+    "agi_version",
+    "agi_callerid",
+    "agi_calleridname",
+    "agi_callingpres",
+    "agi_callingani2",
+    "agi_callington",
+    "agi_callingtns",
+    "agi_dnid",
+    "agi_rdnis",
+    "agi_context",
+    "agi_extension",
+    "agi_priority",
+    "agi_enhanced",
+    "agi_accountcode",
+    "agi_threadid",
+];
+
+/// True for a line shaped like an environment line: `agi_`, key bytes, `:`.
+/// Replies (`200 result=1`, `520-...`, `HANGUP`) never are.
+pub fn is_env_line(line: &[u8]) -> bool {
+    let Some(rest) = line.strip_prefix(b"agi_") else {
+        return false;
+    };
+    let key_len = rest.iter().take_while(|&&b| is_key_byte(b)).count();
+    rest.get(key_len) == Some(&b':')
 }
 
 /// `agi_callerid`, `agi_calleridname`, `agi_dnid` and `agi_rdnis` carry this
@@ -252,6 +307,29 @@ impl Env {
         Ok(())
     }
 
+    /// Checks that the block is whole as Asterisk writes it: every key of
+    /// [`STANDARD_KEYS`] (each once, as [`Env::parse`] already refuses a
+    /// key twice) and no argument before the last of them. A value carrying
+    /// a line feed ends the block early and leaves keys out, or forges a
+    /// tail of its own; either fails here or in
+    /// [`crate::agi::Session::check_nothing_cut`].
+    pub fn check_standard(&self) -> Result<(), EnvError> {
+        let mut last_standard = 0;
+        for key in STANDARD_KEYS {
+            match self.entries.iter().position(|(k, _)| k == key) {
+                Some(i) => last_standard = last_standard.max(i),
+                None => return Err(EnvError::MissingKey { key }),
+            }
+        }
+        if let Some(i) = self.entries[..last_standard]
+            .iter()
+            .position(|(k, _)| k.starts_with("agi_arg_"))
+        {
+            return Err(EnvError::ArgsTooEarly { line: i + 1 });
+        }
+        Ok(())
+    }
+
     /// Every key and value, in the order received.
     pub fn entries(&self) -> impl Iterator<Item = (&str, &[u8])> {
         self.entries.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
@@ -368,6 +446,24 @@ mod tests {
         assert_eq!(env.get("agi_accountcode"), Some(&b""[..]));
         assert_eq!(env.get("agi_x"), Some(&b" two"[..]));
         assert_eq!(env.get("agi_y"), Some(&b""[..]));
+    }
+
+    #[test]
+    fn env_lines_are_told_from_replies() {
+        for yes in [&b"agi_arg_1: 1"[..], b"agi_threadid:", b"agi_x: y\n"] {
+            assert!(is_env_line(yes), "{yes:?}");
+        }
+        for no in [
+            &b"200 result=1"[..],
+            b"520-Invalid command syntax.  Proper usage follows:",
+            b"HANGUP",
+            b"agi_",
+            b"agi_x y: z",
+            b"xagi_arg_1: 1",
+            b"",
+        ] {
+            assert!(!is_env_line(no), "{no:?}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Bounded line reading: the one place that pulls bytes off the AGI pipe.
 
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, Read};
+use std::os::unix::io::{AsRawFd, RawFd};
 
 /// What [`read_line_bounded`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +50,135 @@ pub fn read_line_bounded<R: BufRead>(
     }
 }
 
+/// A reader that can show, without blocking, what its source already holds
+/// beyond what was consumed.
+pub trait Lookahead: BufRead {
+    /// Takes in whatever the source has ready without blocking (up to the
+    /// buffer's capacity) and returns every byte buffered and not consumed.
+    fn ready(&mut self) -> io::Result<&[u8]>;
+}
+
+/// Everything in a slice is ready.
+impl Lookahead for &[u8] {
+    fn ready(&mut self) -> io::Result<&[u8]> {
+        Ok(self)
+    }
+}
+
+impl<T: AsRef<[u8]>> Lookahead for io::Cursor<T> {
+    fn ready(&mut self) -> io::Result<&[u8]> {
+        let all = self.get_ref().as_ref();
+        let pos = (self.position() as usize).min(all.len());
+        Ok(&all[pos..])
+    }
+}
+
+/// A source that cannot be polled: only what is buffered is known.
+impl<R: Read> Lookahead for io::BufReader<R> {
+    fn ready(&mut self) -> io::Result<&[u8]> {
+        Ok(self.buffer())
+    }
+}
+
+/// A buffered reader over a pipe or socket descriptor (the AGI's stdin)
+/// that can poll it for bytes already written.
+pub struct FdReader {
+    fd: RawFd,
+    buf: Vec<u8>,
+    pos: usize,
+    end: usize,
+}
+
+impl FdReader {
+    /// Reads from `fd` (not closed on drop) with a buffer of `capacity`.
+    pub fn new<F: AsRawFd>(fd: &F, capacity: usize) -> FdReader {
+        FdReader {
+            fd: fd.as_raw_fd(),
+            buf: vec![0; capacity.max(1)],
+            pos: 0,
+            end: 0,
+        }
+    }
+
+    /// The process's standard input.
+    pub fn stdin() -> FdReader {
+        FdReader::new(&io::stdin(), 128 * 1024)
+    }
+
+    fn read_some(&mut self) -> io::Result<usize> {
+        loop {
+            // SAFETY: the range end..len is inside our buffer.
+            let n = unsafe {
+                libc::read(
+                    self.fd,
+                    self.buf[self.end..].as_mut_ptr().cast(),
+                    self.buf.len() - self.end,
+                )
+            };
+            if n >= 0 {
+                self.end += n as usize;
+                return Ok(n as usize);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
+    fn readable_now(&self) -> io::Result<bool> {
+        let mut p = libc::pollfd {
+            fd: self.fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, timeout 0.
+        match unsafe { libc::poll(&mut p, 1, 0) } {
+            n if n < 0 => Err(io::Error::last_os_error()),
+            0 => Ok(false),
+            _ => Ok(p.revents & (libc::POLLIN | libc::POLLHUP) != 0),
+        }
+    }
+}
+
+impl Read for FdReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let avail = self.fill_buf()?;
+        let n = avail.len().min(out.len());
+        out[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for FdReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        if self.pos == self.end {
+            self.pos = 0;
+            self.end = 0;
+            self.read_some()?;
+        }
+        Ok(&self.buf[self.pos..self.end])
+    }
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.end);
+    }
+}
+
+impl Lookahead for FdReader {
+    fn ready(&mut self) -> io::Result<&[u8]> {
+        self.buf.copy_within(self.pos..self.end, 0);
+        self.end -= self.pos;
+        self.pos = 0;
+        while self.end < self.buf.len() && self.readable_now()? {
+            if self.read_some()? == 0 {
+                break; // end of input
+            }
+        }
+        Ok(&self.buf[..self.end])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,6 +192,44 @@ mod tests {
             LineRead::TooLong
         );
         assert_eq!(out.len(), 10);
+    }
+
+    #[test]
+    fn fd_reader_sees_what_the_pipe_holds_without_blocking() {
+        let mut fds = [0; 2];
+        // SAFETY: a two-int array for pipe().
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: both descriptors are ours from here on.
+        let (r, mut w) = unsafe {
+            use std::os::unix::io::FromRawFd;
+            (
+                std::fs::File::from_raw_fd(fds[0]),
+                std::fs::File::from_raw_fd(fds[1]),
+            )
+        };
+        use std::io::Write;
+        w.write_all(b"a: 1\n\nrest\n").unwrap();
+        let mut rd = FdReader::new(&r, 4);
+        let mut line = Vec::new();
+        assert_eq!(
+            read_line_bounded(&mut rd, 100, &mut line).unwrap(),
+            LineRead::Line
+        );
+        assert_eq!(line, b"a: 1\n");
+        // the buffer is 4 bytes: ready() shows what fits, never blocks
+        assert_eq!(rd.ready().unwrap(), b"\nres");
+        line.clear();
+        assert_eq!(
+            read_line_bounded(&mut rd, 100, &mut line).unwrap(),
+            LineRead::Line
+        );
+        assert_eq!(line, b"\n");
+        assert_eq!(rd.ready().unwrap(), b"rest");
+        let mut all = String::new();
+        drop(w);
+        rd.read_to_string(&mut all).unwrap();
+        assert_eq!(all, "rest\n");
+        assert_eq!(rd.ready().unwrap(), b"");
     }
 
     #[test]

@@ -9,5 +9,6 @@ pub mod session;
 
 pub use command::{Arg, Command, CommandError};
 pub use env::{Env, EnvError};
+pub use io::{FdReader, Lookahead};
 pub use reply::{parse_reply, Reply, ReplyError};
 pub use session::{Session, SessionError, State};

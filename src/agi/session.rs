@@ -5,8 +5,8 @@ use std::fmt;
 use std::io::{self, BufRead, Write};
 
 use super::command::{Command, CommandError};
-use super::env::{Env, EnvError};
-use super::io::{read_line_bounded, LineRead};
+use super::env::{is_env_line, Env, EnvError};
+use super::io::{read_line_bounded, LineRead, Lookahead};
 use super::reply::{parse_reply, Reply, ReplyError};
 
 /// Largest reply accepted (a 520 usage block included).
@@ -167,6 +167,7 @@ impl<R: BufRead, W: Write> Session<R, W> {
     fn read_reply(&mut self) -> Result<Reply, SessionError> {
         let start = self.last_raw.len();
         loop {
+            let line_start = self.last_raw.len();
             let budget = MAX_REPLY.saturating_sub(self.last_raw.len());
             let read = read_line_bounded(&mut self.reader, budget, &mut self.last_raw)
                 .map_err(|e| SessionError::Io(e.to_string()))?;
@@ -175,6 +176,13 @@ impl<R: BufRead, W: Write> Session<R, W> {
                 // A partial line at EOF is a peer that went away mid-reply.
                 LineRead::Eof => return Ok(Reply::Eof),
                 LineRead::TooLong => return Err(SessionError::ReplyTooLarge),
+            }
+            // Inside a `520-` usage block only its closing `520 ` line can
+            // complete the reply: parse once then, not after every line
+            // (which made a long block cost quadratic time).
+            let reply = &self.last_raw[start..];
+            if reply.starts_with(b"520-") && !self.last_raw[line_start..].starts_with(b"520 ") {
+                continue;
             }
             match parse_reply(&self.last_raw[start..]) {
                 Ok((reply, _)) => return Ok(reply),
@@ -204,5 +212,25 @@ impl<R: BufRead, W: Write> Session<R, W> {
     /// Gives back the reader and writer.
     pub fn into_parts(self) -> (R, W) {
         (self.reader, self.writer)
+    }
+}
+
+impl<R: Lookahead, W: Write> Session<R, W> {
+    /// Looks, without blocking, at what the peer has already written past
+    /// the environment block. Asterisk writes nothing after the block's
+    /// empty line until it gets a command, so a line shaped like an
+    /// environment line there proves a value carried a line feed and cut
+    /// the block ([`EnvError::CutShort`]). Replies written ahead of time
+    /// (tests, a hand-made transcript) pass.
+    pub fn check_nothing_cut(&mut self) -> Result<(), SessionError> {
+        let ahead = self
+            .reader
+            .ready()
+            .map_err(|e| SessionError::Io(e.to_string()))?;
+        if ahead.split(|&b| b == b'\n').any(is_env_line) {
+            self.state = State::Closed;
+            return Err(SessionError::Env(EnvError::CutShort));
+        }
+        Ok(())
     }
 }

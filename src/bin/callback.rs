@@ -10,16 +10,17 @@
 //! hands argv to Rust's initialiser), and stdout is flushed by hand.
 #![no_main]
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use agi_callback::agi::{Command, Env, Session};
-use agi_callback::callback::{self, Decision, Facts, Outcome};
+use agi_callback::agi::{Command, Env, FdReader, Lookahead, Session, SessionError, State};
+use agi_callback::callback::config::{self, Config};
+use agi_callback::callback::state::State as CallbackState;
+use agi_callback::callback::{self, permit, Decision, Facts, Outcome};
 use agi_callback::callfile::{PublishError, Spool};
-use agi_callback::config::{self, Config};
-use agi_callback::escape_bytes;
+use agi_callback::{escape_bytes, fsio};
 use log::{debug, info, LevelFilter};
 
 const HELP: &str = "\
@@ -68,32 +69,40 @@ fn real_main() -> libc::c_int {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
     let args: Vec<_> = std::env::args_os().skip(1).collect();
-    match args.first().and_then(|a| a.to_str()) {
-        Some("--help") | Some("-h") if args.len() == 1 => {
-            print!("{HELP}");
-            return 0;
+    // Run by Asterisk (res_agi sets AST_AGI_DIR and AST_CONFIG_FILE for
+    // every AGI), every argument is an AGI argument: `AGI(callback,--demo)`
+    // must not run the demo or print help onto the AGI pipe.
+    let by_asterisk = ["AST_AGI_DIR", "AST_CONFIG_FILE"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some());
+    if !by_asterisk {
+        match args.first().and_then(|a| a.to_str()) {
+            Some("--help") | Some("-h") if args.len() == 1 => {
+                print!("{HELP}");
+                return 0;
+            }
+            Some("--version") | Some("-V") if args.len() == 1 => {
+                println!("callback {}", env!("CARGO_PKG_VERSION"));
+                return 0;
+            }
+            Some("--demo") if args.len() == 1 => return demo(),
+            _ => {}
         }
-        Some("--version") | Some("-V") if args.len() == 1 => {
-            println!("callback {}", env!("CARGO_PKG_VERSION"));
-            return 0;
-        }
-        Some("--demo") if args.len() == 1 => return demo(),
-        _ => {}
     }
-    let stdin = io::stdin().lock();
     let stdout = io::stdout().lock();
     let cfg = config::default_path();
-    run(stdin, stdout, Config::load(&cfg).map_err(|e| e.to_string()))
+    run(
+        FdReader::stdin(),
+        stdout,
+        Config::load(&cfg).map_err(|e| e.to_string()),
+    )
 }
 
-/// The log: one decision line always, everything with `debug`. Opening it
-/// may fail; that never blocks the callback and is said once via VERBOSE.
-fn open_log(path: &Path, debug: bool) -> Result<(), String> {
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
+/// The log: one decision line always, everything with `debug`. Lines are
+/// kept in memory until the decision is taken and published; only then is
+/// the file opened (never blocking: a FIFO, a socket or a symbolic link to
+/// one is refused at once), so nothing about the log can delay a callback.
+fn start_log(debug: bool) {
     let mut b = simplelog::ConfigBuilder::new();
     b.set_time_format_rfc3339()
         .set_target_level(LevelFilter::Off)
@@ -105,32 +114,68 @@ fn open_log(path: &Path, debug: bool) -> Result<(), String> {
     } else {
         LevelFilter::Info
     };
-    simplelog::WriteLogger::init(level, b.build(), WholeLines::new(file))
-        .map_err(|e| format!("cannot start logging: {e}"))
+    // Fails only when a logger is set already (the demo's second run).
+    let _ = simplelog::WriteLogger::init(level, b.build(), WholeLines::default());
 }
 
-/// Hands the file complete lines only, each in one `write` on an
-/// `O_APPEND` descriptor, so lines of concurrent callback processes never
-/// interleave (the logger writes a line in several pieces).
-struct WholeLines {
-    file: File,
-    buf: Vec<u8>,
-}
-
-impl WholeLines {
-    fn new(file: File) -> Self {
-        WholeLines {
-            file,
-            buf: Vec::with_capacity(512),
-        }
+/// Opens the log file and writes the lines kept so far. An error is said
+/// once via VERBOSE; the lines are then dropped.
+fn attach_log(path: &Path) -> Result<(), String> {
+    let opened = fsio::open_write(path, fsio::LOG)
+        .map_err(|e| format!("cannot open log file {}: {e}", path.display()));
+    let mut sink = SINK.lock().unwrap_or_else(|p| p.into_inner());
+    sink.attached = true;
+    let pending = std::mem::take(&mut sink.pending);
+    let file = opened?;
+    if !pending.is_empty() {
+        let _ = (&file).write_all(&pending);
     }
+    sink.file = Some(file);
+    Ok(())
+}
+
+/// Where whole log lines go: kept until the file is attached, then written.
+struct Sink {
+    file: Option<File>,
+    pending: Vec<u8>,
+    attached: bool,
+}
+
+static SINK: std::sync::Mutex<Sink> = std::sync::Mutex::new(Sink {
+    file: None,
+    pending: Vec::new(),
+    attached: false,
+});
+
+/// Most bytes of log kept before the file is open (the env block in debug
+/// mode is at most 64 KiB escaped fourfold).
+const MAX_PENDING_LOG: usize = 512 * 1024;
+
+fn emit(lines: &[u8]) -> io::Result<()> {
+    let mut sink = SINK.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(f) = &sink.file {
+        let mut f: &File = f;
+        return f.write_all(lines);
+    }
+    if !sink.attached && sink.pending.len() + lines.len() <= MAX_PENDING_LOG {
+        sink.pending.extend_from_slice(lines);
+    }
+    Ok(())
+}
+
+/// Hands on complete lines only, each in one `write` on an `O_APPEND`
+/// descriptor, so lines of concurrent callback processes never interleave
+/// (the logger writes a line in several pieces).
+#[derive(Default)]
+struct WholeLines {
+    buf: Vec<u8>,
 }
 
 impl Write for WholeLines {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.buf.extend_from_slice(data);
         if let Some(end) = self.buf.iter().rposition(|&b| b == b'\n') {
-            let res = self.file.write_all(&self.buf[..=end]);
+            let res = emit(&self.buf[..=end]);
             self.buf.drain(..=end);
             res?;
         }
@@ -138,30 +183,37 @@ impl Write for WholeLines {
     }
     fn flush(&mut self) -> io::Result<()> {
         if !self.buf.is_empty() {
-            let res = self.file.write_all(&self.buf);
+            let res = emit(&self.buf);
             self.buf.clear();
             res?;
         }
-        self.file.flush()
+        Ok(())
     }
 }
 
 /// One whole AGI run. Generic over the pipe so tests and `--demo` drive the
 /// same code as Asterisk does.
-fn run<R: BufRead, W: Write>(reader: R, writer: W, cfg: Result<Config, String>) -> libc::c_int {
+fn run<R: Lookahead, W: Write>(reader: R, writer: W, cfg: Result<Config, String>) -> libc::c_int {
     let mut session = Session::new(reader, writer);
-    let env = session.read_env();
     let (log_file, debug_on) = match &cfg {
         Ok(c) => (c.log_file.clone(), c.debug),
         Err(_) => (config::default_log_file(), false),
     };
-    let log_problem = open_log(&log_file, debug_on).err();
-
+    start_log(debug_on);
+    let env = session
+        .read_env()
+        .and_then(|env| match env.check_standard() {
+            Ok(()) => Ok(env),
+            Err(e) => Err(SessionError::Env(e)),
+        });
     let env = match env {
         Ok(env) => env,
         Err(e) => {
-            // Out of step with Asterisk: say nothing on the pipe.
+            // Out of step with Asterisk (or a forged block): say nothing on
+            // the pipe.
             info!("- ERROR {e}");
+            let _ = attach_log(&log_file);
+            log::logger().flush();
             return 1;
         }
     };
@@ -171,13 +223,26 @@ fn run<R: BufRead, W: Write>(reader: R, writer: W, cfg: Result<Config, String>) 
         }
     }
 
-    let decision = match &cfg {
-        Ok(cfg) => decide_and_queue(&env, cfg),
+    let mut decision = match &cfg {
+        Ok(cfg) => decide_and_queue(&env, cfg, || session.check_nothing_cut()),
         Err(e) => Decision::error(None, e.clone()),
     };
+    if decision.queue.is_none() && session.state() != State::Closed {
+        // Nothing was published, so the check did not run yet.
+        if let Err(e) = session.check_nothing_cut() {
+            decision = Decision::error(decision.number.as_deref(), e.to_string());
+        }
+    }
 
     let number = decision.number.as_deref().unwrap_or("-");
     info!("{number} {} {}", decision.outcome, decision.reason);
+    // Decided and published: only now the log file is opened.
+    let log_problem = attach_log(&log_file).err();
+    if session.state() == State::Closed {
+        // The block was cut short: what follows is not Asterisk's reply.
+        log::logger().flush();
+        return 1;
+    }
 
     // Report to the dialplan. The decision is taken and the file published
     // already; a caller that hung up (511s, EOF, EPIPE) changes nothing.
@@ -223,44 +288,71 @@ fn run<R: BufRead, W: Write>(reader: R, writer: W, cfg: Result<Config, String>) 
     }
 }
 
-fn decide_and_queue(env: &Env, cfg: &Config) -> Decision {
+/// How long a callback waits for the others on the spool to decide.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// Screens, looks up, then, holding the spool's callback lock, counts,
+/// decides and publishes as one step, so `max_pending` and the cool-down
+/// hold for callers arriving together. `cut_check` runs just before the
+/// file is published: an `Err` there (a cut environment block) is an
+/// `ERROR`, nothing queued.
+fn decide_and_queue(
+    env: &Env,
+    cfg: &Config,
+    cut_check: impl FnOnce() -> Result<(), SessionError>,
+) -> Decision {
     let raw = callback::candidate(env.arg(1), env.callerid());
     let number = match callback::screen(raw, cfg) {
         Ok(n) => n,
         Err(d) => return d,
     };
     let spool = Spool::new(&cfg.spool_dir);
+    let state = CallbackState::for_spool(&cfg.spool_dir);
     spool.clean_stale_staging(STALE_STAGING);
     let name = callback::file_name(&number);
-    let permitted = match cfg.is_permitted(&number) {
-        Ok(p) => p,
+    let permitted = match permit::lookup(cfg, state.dir(), &number) {
+        Ok(l) => {
+            if let Some(note) = l.note {
+                info!("{number} {note}");
+            }
+            l.permitted
+        }
         Err(e) => return Decision::error(Some(&number), e.to_string()),
     };
+    if !permitted {
+        return callback::decide(&number, &Facts::default(), cfg, SystemTime::now());
+    }
+    let _lock = match state.lock(LOCK_WAIT) {
+        Ok(l) => l,
+        Err(e) => return Decision::error(Some(&number), e),
+    };
+    let now = SystemTime::now();
     let mut facts = Facts {
         permitted,
+        pending_same: spool.is_pending(&name),
         ..Facts::default()
     };
-    let stamp = cooldown_stamp(cfg, &number);
-    if permitted {
-        facts.pending_same = spool.is_pending(&name);
-        facts.pending_count = match spool.count_pending(callback::FILE_PREFIX) {
-            Ok(n) => n,
-            Err(e) => return Decision::error(Some(&number), e.to_string()),
+    facts.pending_count = match spool.count_pending(callback::FILE_PREFIX) {
+        Ok(n) => n,
+        Err(e) => return Decision::error(Some(&number), e.to_string()),
+    };
+    if cfg.cooldown_seconds > 0 {
+        facts.last_queued = match state.last_queued(&number, now) {
+            Ok(t) => t,
+            Err(e) => return Decision::error(Some(&number), e),
         };
-        facts.last_queued = stamp
-            .as_ref()
-            .and_then(|p| fs::metadata(p).ok())
-            .and_then(|m| m.modified().ok());
     }
-    let now = SystemTime::now();
     let mut decision = callback::decide(&number, &facts, cfg, now);
     if let Some(q) = &decision.queue {
+        if let Err(e) = cut_check() {
+            return Decision::error(Some(&number), e.to_string());
+        }
         match spool.publish_call(&q.name, &q.call, q.at) {
             Ok(_) => {
-                if let Some(p) = stamp {
-                    if let Err(e) = touch(&p, now) {
+                if cfg.cooldown_seconds > 0 {
+                    if let Err(e) = state.record_queued(&number, now) {
                         // The callback is queued; the cool-down is best effort.
-                        info!("{number} cannot record cool-down in {}: {e}", p.display());
+                        info!("{number} cannot record cool-down: {e}");
                     }
                 }
             }
@@ -271,20 +363,6 @@ fn decide_and_queue(env: &Env, cfg: &Config) -> Decision {
         }
     }
     decision
-}
-
-/// `<spool>/callback-state/<number>`: its mtime is when the last callback
-/// for the number was queued. Only kept when a cool-down is configured.
-fn cooldown_stamp(cfg: &Config, number: &str) -> Option<PathBuf> {
-    (cfg.cooldown_seconds > 0).then(|| cfg.spool_dir.join("callback-state").join(number))
-}
-
-fn touch(path: &Path, now: SystemTime) -> io::Result<()> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
-    }
-    let f = File::create(path)?;
-    f.set_modified(now)
 }
 
 /// A stand-in for Asterisk: answers `200 result=1` to every command and

@@ -5,7 +5,11 @@ use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use crate::callfile::{Action, CallFile, CallerId};
-use crate::config::{Config, Rewrite};
+pub mod config;
+pub mod permit;
+pub mod state;
+
+pub use config::{Config, ConfigError, Rewrite};
 
 /// Most digits a number may have (E.164 allows 15; local prefixes add a few).
 pub const MAX_DIGITS: usize = 20;

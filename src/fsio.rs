@@ -1,0 +1,231 @@
+//! Opening files named by config or found in the spool without ever
+//! blocking on them or following what should not be followed: a FIFO, a
+//! socket or a device where a regular file belongs is an error at once,
+//! not a hang; locks are taken within a bounded time.
+
+use std::fs::{File, Metadata, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// What kind of file `meta` describes, for messages.
+pub fn kind(meta: &Metadata) -> &'static str {
+    let t = meta.file_type();
+    if t.is_file() {
+        "regular file"
+    } else if t.is_dir() {
+        "directory"
+    } else if t.is_symlink() {
+        "symbolic link"
+    } else if t.is_fifo() {
+        "FIFO"
+    } else if t.is_socket() {
+        "socket"
+    } else if t.is_char_device() {
+        "character device"
+    } else if t.is_block_device() {
+        "block device"
+    } else {
+        "special file"
+    }
+}
+
+fn not_regular(meta: &Metadata) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("is a {}, not a regular file", kind(meta)),
+    )
+}
+
+/// Clears `O_NONBLOCK` again once the open could not block any more.
+fn set_blocking(f: &File) -> io::Result<()> {
+    let fd = f.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own, with integer arguments only.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Opens `path` for reading; only a regular file is accepted. The open
+/// itself never blocks (`O_NONBLOCK`: a FIFO without a writer would), and
+/// with `follow` false a symbolic link is refused (`O_NOFOLLOW`).
+pub fn open_regular(path: &Path, follow: bool) -> io::Result<(File, Metadata)> {
+    let mut flags = libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
+    if !follow {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)
+        .map_err(|e| symlink_error(e, follow))?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(not_regular(&meta));
+    }
+    set_blocking(&f)?;
+    Ok((f, meta))
+}
+
+/// `O_NOFOLLOW` on a symbolic link fails with `ELOOP`; say what it means.
+fn symlink_error(e: io::Error, follow: bool) -> io::Error {
+    if !follow && e.raw_os_error() == Some(libc::ELOOP) {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "is a symbolic link, which is not followed here",
+        )
+    } else {
+        e
+    }
+}
+
+/// How [`open_write`] opens.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteOpts {
+    /// Mode of a file created.
+    pub mode: u32,
+    /// `O_APPEND`.
+    pub append: bool,
+    /// Follow a symbolic link (else it is refused).
+    pub follow: bool,
+    /// Accept a character device (`/dev/null`, a terminal) too.
+    pub chardev: bool,
+}
+
+/// Opens (creating it if absent) `path` for writing, never truncating and
+/// never blocking (a FIFO without a reader is refused at once); only a
+/// regular file is accepted, or a character device when `opts.chardev`.
+pub fn open_write(path: &Path, opts: WriteOpts) -> io::Result<File> {
+    let mut flags = libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
+    if !opts.follow {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let (mode, append, allow_chardev) = (opts.mode, opts.append, opts.chardev);
+    let f = OpenOptions::new()
+        .write(true)
+        .append(append)
+        .create(true)
+        .mode(mode)
+        .custom_flags(flags)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            // O_NONBLOCK|O_WRONLY on a FIFO without a reader.
+            Some(libc::ENXIO) => io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "is a FIFO with no reader (not a regular file)",
+            ),
+            _ => symlink_error(e, opts.follow),
+        })?;
+    let meta = f.metadata()?;
+    let ok = meta.is_file() || (allow_chardev && meta.file_type().is_char_device());
+    if !ok {
+        return Err(not_regular(&meta));
+    }
+    if meta.is_file() {
+        set_blocking(&f)?;
+    }
+    Ok(f)
+}
+
+/// A regular file of ours, never through a symbolic link.
+pub const PRIVATE: WriteOpts = WriteOpts {
+    mode: 0o640,
+    append: false,
+    follow: false,
+    chardev: false,
+};
+
+/// A log: appended to, a symbolic link followed, `/dev/null` accepted.
+pub const LOG: WriteOpts = WriteOpts {
+    mode: 0o640,
+    append: true,
+    follow: true,
+    chardev: true,
+};
+
+/// Takes an exclusive `flock` on `path` (created if absent, never through
+/// a symbolic link), waiting at most `timeout`. Held until the file is
+/// dropped.
+pub fn lock(path: &Path, timeout: Duration) -> io::Result<File> {
+    let f = open_write(path, PRIVATE)?;
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_micros(200);
+    loop {
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(f);
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EWOULDBLOCK) | Some(libc::EINTR) => {}
+            _ => return Err(e),
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("still locked by another process after {timeout:?}"),
+            ));
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_millis(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+
+    fn mkfifo(p: &Path) {
+        let c = CString::new(p.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    }
+
+    #[test]
+    fn fifos_and_links_are_refused_at_once() {
+        let d = tempfile::tempdir().unwrap();
+        let fifo = d.path().join("fifo");
+        mkfifo(&fifo);
+        let e = open_regular(&fifo, true).unwrap_err();
+        assert!(e.to_string().contains("FIFO"), "{e}");
+        let e = open_write(&fifo, LOG).unwrap_err();
+        assert!(e.to_string().contains("FIFO"), "{e}");
+        let target = d.path().join("target");
+        std::fs::write(&target, "keep").unwrap();
+        let link = d.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let e = open_write(&link, PRIVATE).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert!(open_regular(&link, false).is_err());
+        assert!(open_regular(&link, true).is_ok());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+        let e = open_regular(d.path(), true).unwrap_err();
+        assert!(e.to_string().contains("directory"), "{e}");
+        assert!(open_write(Path::new("/dev/null"), LOG).is_ok());
+        assert!(open_write(Path::new("/dev/null"), PRIVATE).is_err());
+    }
+
+    #[test]
+    fn a_held_lock_times_out() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("lock");
+        let held = lock(&p, Duration::from_secs(1)).unwrap();
+        let t = Instant::now();
+        let e = lock(&p, Duration::from_millis(100)).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(t.elapsed() >= Duration::from_millis(100));
+        drop(held);
+        assert!(lock(&p, Duration::from_millis(100)).is_ok());
+    }
+}
