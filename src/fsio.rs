@@ -135,6 +135,38 @@ pub fn open_write(path: &Path, opts: WriteOpts) -> io::Result<File> {
     Ok(f)
 }
 
+/// Run as root, becomes the owner of `dir` (its uid and gid, no
+/// supplementary groups) when that is not root, so that nothing done next
+/// can reach further than that owner could: a spool belongs to Asterisk's
+/// user, who can replace any directory in it with a symbolic link. Returns
+/// the uid and gid taken, `None` when nothing changed.
+pub fn become_owner_of(dir: &Path) -> io::Result<Option<(u32, u32)>> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(None);
+    }
+    let meta = std::fs::metadata(dir)?;
+    let (uid, gid) = (meta.uid(), meta.gid());
+    if uid == 0 {
+        return Ok(None);
+    }
+    // SAFETY: plain syscalls with integer arguments; the group list is
+    // empty. The order matters: groups and gid while still root.
+    unsafe {
+        if libc::setgroups(0, std::ptr::null()) != 0
+            || libc::setgid(gid) != 0
+            || libc::setuid(uid) != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        if libc::geteuid() != uid || libc::getegid() != gid {
+            return Err(io::Error::other("the switch of user did not take"));
+        }
+    }
+    Ok(Some((uid, gid)))
+}
+
 /// A regular file of ours, never through a symbolic link.
 pub const PRIVATE: WriteOpts = WriteOpts {
     mode: 0o640,

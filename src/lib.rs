@@ -12,6 +12,9 @@ pub mod schedule;
 /// Renders bytes for logs and messages: valid UTF-8 text as-is, `\\`
 /// doubled, control characters and invalid bytes as `\xNN` (or `\u{..}`),
 /// so nothing is dropped and nothing controls a terminal or splits a log line.
+/// Line and paragraph separators and invisible format characters (bidi
+/// overrides and isolates, zero-width characters, the BOM, tags) are
+/// escaped too: they can make a log line read backwards or hide text.
 pub fn escape_bytes(bytes: &[u8]) -> String {
     use std::fmt::Write;
     let mut s = String::with_capacity(bytes.len());
@@ -22,7 +25,7 @@ pub fn escape_bytes(bytes: &[u8]) -> String {
                 c if c.is_ascii_control() => {
                     let _ = write!(s, "\\x{:02x}", c as u32);
                 }
-                c if c.is_control() => {
+                c if c.is_control() || is_format(c) => {
                     let _ = write!(s, "\\u{{{:x}}}", c as u32);
                 }
                 c => s.push(c),
@@ -33,6 +36,31 @@ pub fn escape_bytes(bytes: &[u8]) -> String {
         }
     }
     s
+}
+
+/// Unicode's line and paragraph separators and its format characters
+/// (general category Cf) that a terminal or log viewer acts on invisibly.
+fn is_format(c: char) -> bool {
+    matches!(c as u32,
+        0x00AD
+        | 0x0600..=0x0605
+        | 0x061C
+        | 0x06DD
+        | 0x070F
+        | 0x08E2
+        | 0x180E
+        | 0x200B..=0x200F
+        | 0x2028..=0x202E
+        | 0x2060..=0x2064
+        | 0x2066..=0x206F
+        | 0xFEFF
+        | 0xFFF9..=0xFFFB
+        | 0x110BD
+        | 0x110CD
+        | 0x1BCA0..=0x1BCA3
+        | 0x1D173..=0x1D17A
+        | 0xE0001
+        | 0xE0020..=0xE007F)
 }
 
 #[cfg(test)]
@@ -46,6 +74,19 @@ mod tests {
         assert_eq!(
             super::escape_bytes(b"\xff\x7f\xc2\x85"),
             "\\xff\\x7f\\u{85}"
+        );
+        // separators, bidi overrides and isolates, zero-width, BOM
+        assert_eq!(
+            super::escape_bytes(
+                "a\u{2028}b\u{2029}\u{202e}gnp.exe\u{2066}\u{2069}\u{200b}\u{feff}\u{e0041}"
+                    .as_bytes()
+            ),
+            "a\\u{2028}b\\u{2029}\\u{202e}gnp.exe\\u{2066}\\u{2069}\\u{200b}\\u{feff}\\u{e0041}"
+        );
+        // ordinary letters of other scripts stay
+        assert_eq!(
+            super::escape_bytes("Иван 李 عربي".as_bytes()),
+            "Иван 李 عربي"
         );
     }
 }

@@ -115,6 +115,35 @@ pub fn parse_at<Tz: TimeZone>(s: &str, tz: &Tz, now: DateTime<Tz>) -> Result<Res
     ))
 }
 
+/// How far ahead a call may be scheduled, by `--in` or `--at`: ten years
+/// (3660 days). Beyond that is a typo, and a time some filesystems cannot
+/// store as an mtime (ext4 stops in 2446) or chrono cannot show.
+pub const MAX_AHEAD: Duration = Duration::from_secs(3660 * 86400);
+
+/// Checks a resolved time against `now`: at most [`MAX_AHEAD`] ahead, and
+/// not before 1970 (an mtime before the epoch is no schedule).
+pub fn check_range<Tz: TimeZone>(
+    at: &DateTime<FixedOffset>,
+    now: &DateTime<Tz>,
+) -> Result<(), String> {
+    let ahead = at
+        .timestamp()
+        .checked_sub(now.timestamp())
+        .unwrap_or(i64::MAX);
+    if ahead > MAX_AHEAD.as_secs() as i64 {
+        return Err(format!(
+            "{at} is more than {} days ahead; refused as a likely typo (a call file's mtime is its schedule)",
+            MAX_AHEAD.as_secs() / 86400
+        ));
+    }
+    if at.timestamp() < 0 {
+        return Err(format!(
+            "{at} is before 1970; a call file's mtime cannot mean it"
+        ));
+    }
+    Ok(())
+}
+
 /// Reads `--in`: `90s`, `10m`, `2h`, `1d`, `1h30m`, or plain seconds (`45`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let bad = || format!("--in {s:?}: not a duration; use e.g. 90s, 10m, 2h, 1h30m");
@@ -122,8 +151,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if s.is_empty() {
         return Err(bad());
     }
-    if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
+    let too_far = || {
+        format!(
+            "--in {s:?}: more than {} days ahead; refused as a likely typo",
+            MAX_AHEAD.as_secs() / 86400
+        )
+    };
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        // Plain seconds: the same bound as every other form.
+        return match s.parse::<u64>() {
+            Ok(secs) if secs <= MAX_AHEAD.as_secs() => Ok(Duration::from_secs(secs)),
+            _ => Err(too_far()),
+        };
     }
     let mut total: u64 = 0;
     let mut num = String::new();
@@ -149,15 +188,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         total = n
             .checked_mul(unit)
             .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
+            .ok_or_else(too_far)?;
         num.clear();
     }
     if !num.is_empty() {
         return Err(bad());
     }
-    // Beyond ten years is a typo, and would overflow some time types.
-    if total > 10 * 366 * 86400 {
-        return Err(bad());
+    if total > MAX_AHEAD.as_secs() {
+        return Err(too_far());
     }
     Ok(Duration::from_secs(total))
 }
@@ -183,9 +221,20 @@ mod tests {
             "5s3",
             "-5s",
             "99999999999999999999d",
+            "9999999999999",
+            "9223372036854775808",
+            "18446744073709000000",
+            "18446744073709551616",
+            "3661d",
+            "316224001",
         ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+        // the same bound for every form
+        assert_eq!(parse_duration("3660d"), Ok(MAX_AHEAD));
+        assert_eq!(parse_duration("316224000"), Ok(MAX_AHEAD));
+        assert_eq!(parse_duration("87840h"), Ok(MAX_AHEAD));
+        assert!(parse_duration("87841h").is_err());
     }
 
     #[test]

@@ -14,7 +14,13 @@ struct Sp {
 
 impl Sp {
     fn new() -> Sp {
-        let dir = tempfile::tempdir().unwrap();
+        Sp::in_dir(tempfile::tempdir().unwrap())
+    }
+    /// On tmpfs, which stores any mtime (ext4 stops in 2446).
+    fn on_tmpfs() -> Sp {
+        Sp::in_dir(tempfile::tempdir_in("/dev/shm").unwrap())
+    }
+    fn in_dir(dir: tempfile::TempDir) -> Sp {
         fs::create_dir(dir.path().join("outgoing")).unwrap();
         fs::create_dir(dir.path().join("tmp")).unwrap();
         Sp { dir }
@@ -653,4 +659,186 @@ fn run_as_root_the_file_goes_to_the_owner_of_outgoing() {
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     let m = fs::metadata(outgoing.join("owned")).unwrap();
     assert_eq!((m.uid(), m.gid()), (65534, 65534));
+}
+
+#[test]
+fn every_in_form_has_the_same_bound_and_no_overflow() {
+    let sp = Sp::new();
+    for bad in [
+        "9999999999999",
+        "9223372036854775808",
+        "18446744073709000000",
+        "316224001",
+        "3661d",
+        "87841h",
+    ] {
+        let o = sp.wait_call("UTC", &["--in", bad]);
+        assert_eq!(o.status.code(), Some(2), "--in {bad}: {}", err(&o));
+        assert!(err(&o).contains("3660 days"), "{bad}: {}", err(&o));
+    }
+    assert!(sp.outgoing().is_empty());
+    let o = sp.wait_call("UTC", &["--in", "316224000", "--name", "far"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!((sp.mtime("far") - now - 316_224_000).abs() <= 2);
+}
+
+#[test]
+fn at_beyond_ten_years_or_before_1970_is_refused() {
+    let sp = Sp::new();
+    for bad in [
+        "10000-01-01T00:00:00Z",
+        "2999-01-01 00:00",
+        "1969-12-31T23:59:59Z",
+    ] {
+        let o = sp.wait_call("UTC", &["--at", bad, "--allow-past"]);
+        assert_eq!(o.status.code(), Some(2), "--at {bad}: {}", err(&o));
+    }
+    assert!(sp.outgoing().is_empty());
+}
+
+#[test]
+fn list_shows_an_mtime_outside_the_calendar_and_goes_on() {
+    let sp = Sp::on_tmpfs();
+    let o = sp.wait_call("UTC", &["--name", "normal", "--in", "1h"]);
+    assert_eq!(o.status.code(), Some(0));
+    let odd = sp.dir.path().join("outgoing/odd.call");
+    fs::write(&odd, "Channel: Local/1@a\nApplication: Wait\n").unwrap();
+    let f = fs::File::options().write(true).open(&odd).unwrap();
+    let far = UNIX_EPOCH + std::time::Duration::from_secs(99_999_999_999_999);
+    f.set_modified(far).unwrap();
+    assert_eq!(fs::metadata(&odd).unwrap().modified().unwrap(), far);
+    let o = sp.run(&["list"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let t = out(&o);
+    assert!(t.contains("normal"), "{t}");
+    assert!(
+        t.contains("odd.call") && t.contains("@99999999999999"),
+        "{t}"
+    );
+    let o = sp.run(&["list", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let odd = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "odd.call")
+        .unwrap();
+    assert_eq!(odd["unix"], 99_999_999_999_999i64);
+    assert!(odd["scheduled"].is_null());
+}
+
+#[test]
+fn list_escapes_control_bytes_in_names_and_values() {
+    let sp = Sp::new();
+    let dir = sp.dir.path().join("outgoing");
+    fs::write(
+        dir.join("a\nforged-row 2030-01-01"),
+        "Channel: Local/\x1b[2J\x1b]0;owned\x07@a\nApplication: Wait\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("b\u{202e}llac.exe"),
+        "Channel: Local/1@a\u{9b}31m\nApplication: Wait\n",
+    )
+    .unwrap();
+    for args in [&["list"][..], &["list", "--json"]] {
+        let o = sp.run(args);
+        assert_eq!(o.status.code(), Some(0));
+        let t = out(&o);
+        for raw in ["\x1b", "\x07", "\u{202e}", "\u{9b}", "a\nforged"] {
+            assert!(!t.contains(raw), "{args:?}: raw {raw:?} in {t:?}");
+        }
+        assert!(t.contains("\\x1b[2J"), "{t}");
+        assert!(t.contains("\\u{202e}"), "{t}");
+    }
+    let o = sp.run(&["list"]);
+    // one header and one row per file
+    assert_eq!(out(&o).lines().count(), 3, "{}", out(&o));
+}
+
+#[test]
+fn check_reads_whole_regular_files_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo.call");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let o = Command::new(env!("CARGO_BIN_EXE_autodial"))
+        .arg("check")
+        .arg(&fifo)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        err(&o).contains("is a FIFO, not a regular file"),
+        "{}",
+        err(&o)
+    );
+    // past 1 MiB: an error beyond that point is still found
+    let big = dir.path().join("big.call");
+    let mut text = "Channel: Local/1@a\nApplication: Wait\n".to_string();
+    while text.len() < (2 << 20) {
+        text.push_str("; a comment line to pad the file out past a mebibyte\n");
+    }
+    text.push_str("WaitTime: 0\n");
+    fs::write(&big, &text).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_autodial"))
+        .arg("check")
+        .arg(&big)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(out(&o).contains("WaitTime 0 is below 1"), "{}", out(&o));
+    // past the stated bound: an error saying so
+    let huge = dir.path().join("huge.call");
+    let f = fs::File::create(&huge).unwrap();
+    f.set_len(17 << 20).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_autodial"))
+        .arg("check")
+        .arg(&huge)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(err(&o).contains("larger than 16 MiB"), "{}", err(&o));
+}
+
+#[test]
+fn run_as_root_acts_as_the_spool_owner_and_never_follows_a_symlinked_outgoing() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: nothing to switch from; not run");
+        return;
+    }
+    let sp = Sp::new();
+    let root = sp.dir.path();
+    fs::set_permissions(root, fs::Permissions::from_mode(0o755)).unwrap();
+    for d in [root.to_path_buf(), root.join("outgoing"), root.join("tmp")] {
+        std::os::unix::fs::chown(&d, Some(65534), Some(65534)).unwrap();
+    }
+    // the spool's owner writes the file, as that owner
+    let o = sp.wait_call("UTC", &["--name", "mine"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let m = fs::metadata(root.join("outgoing/mine")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (65534, 65534));
+    // outgoing/ swapped for a link to a directory anyone may write (as
+    // /etc/profile.d is to root): refused, nothing written there
+    let victim = tempfile::tempdir().unwrap();
+    fs::set_permissions(victim.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    fs::remove_file(root.join("outgoing/mine")).unwrap();
+    fs::remove_dir(root.join("outgoing")).unwrap();
+    std::os::unix::fs::symlink(victim.path(), root.join("outgoing")).unwrap();
+    let o = sp.wait_call("UTC", &["--name", "profile.sh"]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(err(&o).contains("symbolic link"), "{}", err(&o));
+    assert_eq!(fs::read_dir(victim.path()).unwrap().count(), 0);
+    assert_eq!(fs::read_dir(root.join("tmp")).unwrap().count(), 0);
+    // cancel through the link is refused too
+    fs::write(victim.path().join("keep"), "x").unwrap();
+    let o = sp.run(&["cancel", "keep"]);
+    assert_eq!(o.status.code(), Some(1), "{}", err(&o));
+    assert!(victim.path().join("keep").exists());
 }

@@ -995,3 +995,21 @@ fn run_by_asterisk_every_argument_is_an_agi_argument() {
     }
     assert!(!pbx.path("callback-demo").exists());
 }
+
+#[test]
+fn separators_and_bidi_controls_from_a_name_are_escaped_in_the_log() {
+    let pbx = Pbx::new(r#", "debug": true"#);
+    let name = "Bob\u{2028}x\u{2029}\u{202e}evil\u{2066}\u{200b}";
+    let env = env_with("agi_calleridname", name.as_bytes());
+    pbx.run(&with_replies(&env, 5), &[]);
+    let log = pbx.log_text();
+    assert!(
+        log.contains(
+            "env agi_calleridname: Bob\\u{2028}x\\u{2029}\\u{202e}evil\\u{2066}\\u{200b}\n"
+        ),
+        "{log}"
+    );
+    for raw in ['\u{2028}', '\u{2029}', '\u{202e}', '\u{2066}', '\u{200b}'] {
+        assert!(!log.contains(raw), "{raw:?}");
+    }
+}

@@ -4,7 +4,6 @@
 mod common;
 use common::names;
 use std::fs;
-use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -303,10 +302,102 @@ fn retry_lines_count_attempts() {
     let p = parse(text.as_bytes());
     assert_eq!(p.attempts, 1);
     assert!(p.in_progress);
-    assert!(p.diagnostics.is_empty());
+    // a StartRetry left open: under way, or copied back from outgoing_done/
+    assert_eq!(p.diagnostics.len(), 1);
+    assert_eq!(
+        (p.diagnostics[0].line, p.diagnostics[0].severity),
+        (6, Severity::Warning)
+    );
+    assert!(p.diagnostics[0].message.contains("never dials"));
     let p = parse(format!("{text}AbortRetry: 4242 2 (1795667340)\n").as_bytes());
     assert_eq!(p.attempts, 2);
     assert!(!p.in_progress);
+    assert!(p.diagnostics.is_empty());
+}
+
+/// (line, severity, a piece of the message) of every diagnostic.
+fn diags(text: &[u8]) -> Vec<(usize, Severity, String)> {
+    parse(text)
+        .diagnostics
+        .into_iter()
+        .map(|d| (d.line, d.severity, d.message))
+        .collect()
+}
+
+fn has(d: &[(usize, Severity, String)], line: usize, sev: Severity, piece: &str) -> bool {
+    d.iter()
+        .any(|(l, s, m)| *l == line && *s == sev && m.contains(piece))
+}
+
+#[test]
+fn check_reads_like_asterisk_22() {
+    use Severity::{Error, Warning};
+    let base = "Channel: Local/1@a\nContext: c\nExtension: s\nPriority: 1\n";
+    // 16: after \; Asterisk 22 goes on with the very next byte
+    let p = parse(format!("{base}Set: X=hello\\;;world\nData: a\\;b\\;c\n").as_bytes());
+    let call = p.call.as_ref().unwrap();
+    assert_eq!(call.variables, [("X".to_string(), "hello;".to_string())]);
+    assert!(has(
+        &diags(format!("{base}Set: X=hello\\;;world\n").as_bytes()),
+        5,
+        Error,
+        "reads only \"Set: X=hello;\""
+    ));
+    let d = diags(b"Channel: Local/1@a\nApplication: Playback\nData: hello\\;;world\n");
+    assert!(has(&d, 3, Error, "reads only \"Data: hello;\""), "{d:?}");
+    // 17: a NUL cuts the line; its tail swallows the next one (Channel)
+    let d = diags(b"Callerid: 1\0x\nChannel: Local/1@a\nApplication: Wait\n");
+    assert!(has(&d, 1, Error, "NUL byte at column 12"), "{d:?}");
+    assert!(has(&d, 1, Error, "line 2 with it"), "{d:?}");
+    assert!(has(&d, 2, Error, "tail of line 1"), "{d:?}");
+    assert!(has(&d, 1, Error, "no Channel"), "{d:?}");
+    // 18: 0 is invalid for WaitTime and RetryTime
+    let d = diags(format!("{base}WaitTime: 0\nRetryTime: 0\n").as_bytes());
+    assert!(has(&d, 5, Error, "uses 45"), "{d:?}");
+    assert!(has(&d, 6, Error, "uses 300"), "{d:?}");
+    // 19: MaxRetries -1: deleted as expired, never dialled
+    let d = diags(format!("{base}MaxRetries: -1\n").as_bytes());
+    assert!(has(&d, 5, Error, "without ever dialling"), "{d:?}");
+    // 20: Extension without Context runs in the channel's own context
+    let p = parse(b"Channel: Local/1@a\nExtension: s\n");
+    assert!(p.call.is_some());
+    assert!(!p.has_errors());
+    assert!(p
+        .diagnostics
+        .iter()
+        .any(|d| d.message.contains("own context")));
+    // 21: a malformed second Channel is ignored; the first stays
+    let p = parse(format!("{base}Channel: garbage\n").as_bytes());
+    assert_eq!(p.call.as_ref().unwrap().channel, "Local/1@a");
+    let d = diags(format!("{base}Channel: garbage\n").as_bytes());
+    assert!(has(&d, 5, Warning, "keeps the Channel of line 1"), "{d:?}");
+    assert!(!d.iter().any(|(_, _, m)| m.contains("wins")), "{d:?}");
+    // ... while a second well-formed one does win
+    let d = diags(format!("{base}Channel: Local/2@a\n").as_bytes());
+    assert!(has(&d, 5, Warning, "this line wins"), "{d:?}");
+    // ... and "PJSIP/" (empty Dest) replaces it and makes the file invalid
+    let p = parse(format!("{base}Channel: PJSIP/\n").as_bytes());
+    assert!(p.call.is_none() && p.has_errors());
+    // 22: SIP/ and Zap/ are gone in Asterisk 22
+    for tech in ["SIP", "Zap", "sip"] {
+        let d = diags(format!("Channel: {tech}/100\nApplication: Wait\n").as_bytes());
+        assert!(has(&d, 1, Warning, "Asterisk 22 has no"), "{d:?}");
+    }
+    // 25: a Callerid name longer than the 79 bytes Asterisk keeps, cut
+    // inside a two-byte character
+    let name = format!("{}Ж", "a".repeat(78));
+    let d = diags(format!("{base}Callerid: \"{name}\" <100>\n").as_bytes());
+    let kept = format!("{}\u{fffd}", "a".repeat(78));
+    assert!(
+        has(
+            &d,
+            5,
+            Warning,
+            &format!("name is 80 bytes; Asterisk keeps 79: {kept:?}")
+        ),
+        "{d:?}"
+    );
+    assert!(diags(format!("{base}Callerid: \"{}\" <100>\n", "a".repeat(79)).as_bytes()).is_empty());
 }
 
 fn spool() -> (tempfile::TempDir, Spool) {
@@ -397,31 +488,34 @@ fn missing_dirs_are_clear_errors() {
 
 #[test]
 fn cross_filesystem_staging_is_refused() {
-    // /dev/shm is a tmpfs on Linux; a spool whose tmp/ is a symlink to it
-    // has its staging on another filesystem.
-    let shm = Path::new("/dev/shm");
-    if !shm.is_dir() {
-        eprintln!("no /dev/shm; nothing to test");
+    // tmp/ on a filesystem of its own (a tmpfs mounted there; a symlink to
+    // elsewhere is refused before, as a symlink)
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: cannot mount a second filesystem; not run");
         return;
     }
     let d = tempfile::tempdir().unwrap();
-    let elsewhere = tempfile::tempdir_in(shm).unwrap();
     fs::create_dir(d.path().join("outgoing")).unwrap();
-    std::os::unix::fs::symlink(elsewhere.path(), d.path().join("tmp")).unwrap();
+    let tmp = d.path().join("tmp");
+    fs::create_dir(&tmp).unwrap();
+    let c = |s: &str| std::ffi::CString::new(s).unwrap();
+    let target = c(tmp.to_str().unwrap());
+    let rc = unsafe {
+        libc::mount(
+            c("tmpfs").as_ptr(),
+            target.as_ptr(),
+            c("tmpfs").as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
     let s = Spool::new(d.path());
-    let meta_a = fs::metadata(d.path().join("outgoing")).unwrap();
-    let meta_b = fs::metadata(elsewhere.path()).unwrap();
-    use std::os::unix::fs::MetadataExt;
-    if meta_a.dev() == meta_b.dev() {
-        eprintln!("/dev/shm is on the same filesystem here; nothing to test");
-        return;
-    }
-    assert!(matches!(
-        s.publish("a", b"x", SystemTime::now()),
-        Err(PublishError::CrossDevice { .. })
-    ));
-    assert!(names(&d.path().join("outgoing")).is_empty());
-    assert!(names(elsewhere.path()).is_empty());
+    let r = s.publish("a", b"x", SystemTime::now());
+    let left = (names(&d.path().join("outgoing")), names(&tmp));
+    unsafe { libc::umount(target.as_ptr()) };
+    assert!(matches!(r, Err(PublishError::CrossDevice { .. })), "{r:?}");
+    assert!(left.0.is_empty() && left.1.is_empty(), "{left:?}");
 }
 
 #[test]

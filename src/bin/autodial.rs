@@ -1,23 +1,27 @@
 //! `autodial`: make Asterisk place a call now or later by queueing a call
 //! file; check, list and cancel call files.
 
-use std::fs::File;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
 use agi_callback::callfile::{parse, Action, CallFile, CallerId, PublishError, Spool, SpoolError};
-use agi_callback::schedule::{parse_at, parse_duration, Resolved};
+use agi_callback::escape_bytes;
+use agi_callback::schedule::{check_range, parse_at, parse_duration, Resolved};
 use chrono::{DateTime, FixedOffset, Local};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
+use std::os::unix::ffi::OsStrExt;
 
 /// Exit statuses, the same for every command.
 const EXIT_FAILURE: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 const EXIT_DUPLICATE: u8 = 3;
 const EXIT_NOT_FOUND: u8 = 4;
+/// Largest file `check` reads (Asterisk reads any size; a call file is a
+/// few hundred bytes).
+const MAX_CHECK: u64 = 16 << 20;
 
 const AFTER_HELP: &str = "\
 Exit status: 0 done; 1 I/O or other failure (check: a file with an error);
@@ -155,6 +159,17 @@ fn main() -> ExitCode {
         }
     };
     let spool = Spool::new(&cli.spool_dir);
+    // As root, act as the spool's owner (Asterisk's user) before touching
+    // it: that user can replace outgoing/ with a symlink to anywhere.
+    if !matches!(cli.command, Cmd::Check { .. }) {
+        if let Err(e) = agi_callback::fsio::become_owner_of(&cli.spool_dir) {
+            eprintln!(
+                "autodial: cannot act as the owner of {}: {e}",
+                cli.spool_dir.display()
+            );
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    }
     let code = match cli.command {
         Cmd::Call(args) => call(&spool, *args),
         Cmd::Check { files } => check(&files),
@@ -237,9 +252,16 @@ fn call(spool: &Spool, a: CallArgs) -> u8 {
             Err(e) => return usage(e),
         }
     } else if let Some(d) = &a.in_ {
-        match parse_duration(d) {
-            Ok(d) => Resolved {
-                at: (now + chrono::Duration::seconds(d.as_secs() as i64)).fixed_offset(),
+        let later = parse_duration(d).and_then(|d| {
+            i64::try_from(d.as_secs())
+                .ok()
+                .and_then(chrono::Duration::try_seconds)
+                .and_then(|d| now.checked_add_signed(d))
+                .ok_or_else(|| format!("--in {d:?}: out of range"))
+        });
+        match later {
+            Ok(t) => Resolved {
+                at: t.fixed_offset(),
                 note: None,
             },
             Err(e) => return usage(e),
@@ -250,6 +272,9 @@ fn call(spool: &Spool, a: CallArgs) -> u8 {
             note: None,
         }
     };
+    if let Err(e) = check_range(&when.at, &now) {
+        return usage(format!("--at {}: {e}", a.at.as_deref().unwrap_or_default()));
+    }
     if a.at.is_some() && !a.allow_past && when.at.timestamp() < now.timestamp() {
         return usage(format!(
             "--at {} is in the past; add --allow-past to call at once",
@@ -373,7 +398,17 @@ fn check(files: &[PathBuf]) -> u8 {
     let mut code = 0;
     for f in files {
         let mut buf = Vec::new();
-        let read = File::open(f).and_then(|h| h.take(1 << 20).read_to_end(&mut buf));
+        // A whole regular file, never a FIFO or device (which could block).
+        let read = agi_callback::fsio::open_regular(f, true).and_then(|(h, _)| {
+            h.take(MAX_CHECK + 1).read_to_end(&mut buf)?;
+            if buf.len() as u64 > MAX_CHECK {
+                return Err(std::io::Error::other(format!(
+                    "larger than {} MiB; not a call file",
+                    MAX_CHECK >> 20
+                )));
+            }
+            Ok(())
+        });
         if let Err(e) = read {
             eprintln!("{}: error: cannot read: {e}", f.display());
             code = EXIT_FAILURE;
@@ -415,32 +450,17 @@ fn list(spool: &Spool, as_json: bool) -> u8 {
         }
     };
     let now = SystemTime::now();
-    let mut rows = Vec::new();
-    for p in &pending {
-        let at: DateTime<FixedOffset> = DateTime::<Local>::from(p.scheduled).fixed_offset();
-        let rel = match p.scheduled.duration_since(now) {
-            Ok(d) => d.as_secs() as i64,
-            Err(e) => -(e.duration().as_secs() as i64),
-        };
-        let call = p.parsed.as_ref().and_then(|x| x.call.as_ref());
-        rows.push((
-            p,
-            at,
-            rel,
-            call.map(|c| c.channel.clone()),
-            call.map(|c| destination(&c.action)),
-            p.parsed.as_ref().map_or(0, |x| x.attempts),
-        ));
-    }
+    let rows: Vec<Row> = pending.iter().map(|p| Row::new(p, now)).collect();
     if as_json {
         let v: Vec<_> = rows
             .iter()
-            .map(|(p, at, rel, ch, dest, att)| {
-                json!({"name": p.name, "path": p.path, "scheduled": at.to_rfc3339(),
-                       "unix": at.timestamp(), "in_seconds": rel, "channel": ch,
-                       "destination": dest, "attempts": att,
-                       "in_progress": p.parsed.as_ref().is_some_and(|x| x.in_progress),
-                       "valid": p.parsed.as_ref().is_some_and(|x| x.call.is_some())})
+            .map(|r| {
+                json!({"name": r.name, "path": escape_bytes(r.p.path.as_os_str().as_bytes()),
+                       "scheduled": r.at.map(|t| t.to_rfc3339()), "unix": r.unix,
+                       "in_seconds": r.rel, "channel": r.channel,
+                       "destination": r.destination, "attempts": r.attempts,
+                       "in_progress": r.p.parsed.as_ref().is_some_and(|x| x.in_progress),
+                       "valid": r.p.parsed.as_ref().is_some_and(|x| x.call.is_some())})
             })
             .collect();
         println!("{}", serde_json::Value::Array(v));
@@ -454,22 +474,69 @@ fn list(spool: &Spool, as_json: bool) -> u8 {
         "{:<36} {:<25} {:<10} {:<32} {:<28} ATTEMPTS",
         "NAME", "SCHEDULED", "WHEN", "CHANNEL", "DESTINATION"
     );
-    for (p, at, rel, ch, dest, att) in rows {
-        let when = if rel <= 0 && p.parsed.as_ref().is_some_and(|x| x.in_progress) {
+    for r in rows {
+        let when = if r.rel <= 0 && r.p.parsed.as_ref().is_some_and(|x| x.in_progress) {
             "calling".to_string()
         } else {
-            human(rel)
+            human(r.rel)
+        };
+        let scheduled = match r.at {
+            Some(at) => at.format("%Y-%m-%d %H:%M:%S %:z").to_string(),
+            // outside the calendar: the raw mtime, as `touch -d @N` takes it
+            None => format!("@{}", r.unix),
         };
         println!(
-            "{:<36} {:<25} {:<10} {:<32} {:<28} {att}",
-            p.name,
-            at.format("%Y-%m-%d %H:%M:%S %:z").to_string(),
+            "{:<36} {:<25} {:<10} {:<32} {:<28} {}",
+            r.name,
+            scheduled,
             when,
-            ch.unwrap_or_else(|| "(invalid)".into()),
-            dest.unwrap_or_else(|| "(invalid)".into()),
+            r.channel.as_deref().unwrap_or("(invalid)"),
+            r.destination.as_deref().unwrap_or("(invalid)"),
+            r.attempts
         );
     }
     0
+}
+
+/// One pending file as `list` shows it: every text escaped (a file name or
+/// a Channel may hold line feeds or terminal escape sequences), the time
+/// `None` when the mtime is outside the calendar.
+struct Row<'a> {
+    p: &'a agi_callback::callfile::Pending,
+    name: String,
+    unix: i64,
+    at: Option<DateTime<FixedOffset>>,
+    rel: i64,
+    channel: Option<String>,
+    destination: Option<String>,
+    attempts: u32,
+}
+
+impl<'a> Row<'a> {
+    fn new(p: &'a agi_callback::callfile::Pending, now: SystemTime) -> Row<'a> {
+        let unix = secs_since_epoch(p.scheduled);
+        let at = DateTime::from_timestamp(unix, 0).map(|t| t.with_timezone(&Local).fixed_offset());
+        let rel = unix.saturating_sub(secs_since_epoch(now));
+        let call = p.parsed.as_ref().and_then(|x| x.call.as_ref());
+        Row {
+            p,
+            name: escape_bytes(p.name.as_bytes()),
+            unix,
+            at,
+            rel,
+            channel: call.map(|c| escape_bytes(c.channel.as_bytes())),
+            destination: call.map(|c| escape_bytes(destination(&c.action).as_bytes())),
+            attempts: p.parsed.as_ref().map_or(0, |x| x.attempts),
+        }
+    }
+}
+
+/// Seconds from the epoch, saturating (a file's mtime can be anything).
+fn secs_since_epoch(t: SystemTime) -> i64 {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),
+    }
 }
 
 fn cancel(spool: &Spool, names: &[String], as_json: bool) -> u8 {

@@ -6,6 +6,9 @@ use std::fmt;
 
 /// Longest line pbx_spool reads, without its `\n`; longer lines are skipped.
 pub const MAX_LINE: usize = 1022;
+/// Bytes of a Callerid name (and of its number) that pbx_spool keeps: it
+/// splits the value into two `char[80]` buffers (pbx_spool.c, `parse_line`).
+pub const MAX_CALLERID_PART: usize = 79;
 
 /// Upper bounds for the numeric fields (sane values an admin would use;
 /// Asterisk itself reads them into a C int).
@@ -68,11 +71,21 @@ impl CallerId {
             if n.contains(['"', '<', '>', '\\']) {
                 return Err(Problem::BadCallerId("name holds '\"', '<', '>' or '\\'"));
             }
+            if n.len() > MAX_CALLERID_PART {
+                return Err(Problem::BadCallerId(
+                    "name is longer than the 79 bytes Asterisk keeps",
+                ));
+            }
         }
         if let Some(n) = &self.number {
             if n.is_empty() || !n.chars().all(is_number_char) {
                 return Err(Problem::BadCallerId(
                     "number may hold only digits, '+', '*', '#' and '-'",
+                ));
+            }
+            if n.len() > MAX_CALLERID_PART {
+                return Err(Problem::BadCallerId(
+                    "number is longer than the 79 bytes Asterisk keeps",
                 ));
             }
         }

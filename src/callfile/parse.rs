@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::model::{valid_variable_name, Action, CallFile, CallerId, MAX_LINE};
+use super::model::{valid_variable_name, Action, CallFile, CallerId, MAX_CALLERID_PART, MAX_LINE};
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -126,8 +126,9 @@ fn strip_comments(line: &[u8]) -> (Vec<u8>, Option<usize>) {
         }
         i = c + 1;
     }
-    // The same walk as pbx_spool, including its skip of the byte after an
-    // unescaped `\;`, so odd inputs come out as Asterisk sees them.
+    // The same walk as pbx_spool in Asterisk 22: `\;` becomes `;` and the
+    // search goes on with the very next byte, so `a\;;b` is `a;` (older
+    // releases skipped a byte there).
     let mut i = 0;
     let mut removed = 0;
     while let Some(p) = buf.get(i..).and_then(|s| s.iter().position(|&b| b == b';')) {
@@ -135,7 +136,7 @@ fn strip_comments(line: &[u8]) -> (Vec<u8>, Option<usize>) {
         if c > 0 && buf[c - 1] == b'\\' {
             buf.remove(c - 1);
             removed += 1;
-            i = c + 1;
+            i = c;
         } else {
             buf.truncate(c);
             cut = Some(c + removed);
@@ -173,13 +174,14 @@ pub fn parse(bytes: &[u8]) -> Parsed {
     let mut codecs = None;
     let mut early_media = None;
     let mut attempts = 0u32;
-    let mut in_progress = false;
+    let mut in_progress: Option<usize> = None;
     let mut seen: Vec<(String, usize)> = Vec::new();
     let mut bad_channel = false;
 
-    for (idx, raw) in (Lines { bytes }).enumerate() {
+    let mut lines = (Lines { bytes }).enumerate();
+    while let Some((idx, raw)) = lines.next() {
         let n = idx + 1;
-        let line = raw.strip_suffix(b"\n").unwrap_or(raw);
+        let mut line = raw.strip_suffix(b"\n").unwrap_or(raw);
         if line.len() > MAX_LINE {
             diag(
                 n,
@@ -190,6 +192,58 @@ pub fn parse(bytes: &[u8]) -> Parsed {
                 ),
             );
             continue;
+        }
+        if let Some(z) = memchr::memchr(0, line) {
+            if !raw.ends_with(b"\n") {
+                // The last line, at end of file: read up to the NUL.
+                diag(
+                    n,
+                    Severity::Error,
+                    format!(
+                        "a NUL byte at column {}: Asterisk reads the line only up to it",
+                        z + 1
+                    ),
+                );
+                line = &line[..z];
+            } else {
+                // fgets() reads the whole line, strlen() stops at the NUL, so
+                // pbx_spool sees a line without its line feed: "extremely
+                // long", skipped, and the next line read as its tail.
+                let mut swallowed = Vec::new();
+                for (j, next) in lines.by_ref() {
+                    swallowed.push((j + 1, next));
+                    let next_line = next.strip_suffix(b"\n").unwrap_or(next);
+                    let again = next.ends_with(b"\n")
+                        && next_line.len() <= MAX_LINE
+                        && memchr::memchr(0, next_line).is_some();
+                    if !again {
+                        break;
+                    }
+                }
+                let which = match swallowed.as_slice() {
+                    [] => String::new(),
+                    [(m, _)] => format!(", and line {m} with it as its tail"),
+                    [(a, _), .., (b, _)] => format!(", and lines {a} to {b} with it as its tail"),
+                };
+                diag(
+                    n,
+                    Severity::Error,
+                    format!(
+                        "a NUL byte at column {}: Asterisk stops reading the line there, takes it for an over-long line and skips it{which}",
+                        z + 1
+                    ),
+                );
+                for (m, next) in swallowed {
+                    let key = next.split(|&b| b == b':').next().unwrap_or_default();
+                    let key = crate::escape_bytes(&key[..key.len().min(40)]);
+                    diag(
+                        m,
+                        Severity::Error,
+                        format!("skipped by Asterisk as the tail of line {n} (which holds a NUL byte): this {key:?} line is never read"),
+                    );
+                }
+                continue;
+            }
         }
         let (text, cut) = strip_comments(line);
         // ast_trim_blanks: trailing bytes below 33.
@@ -241,10 +295,13 @@ pub fn parse(bytes: &[u8]) -> Parsed {
             );
             continue;
         }
+        // A Channel line without '/' is ignored by Asterisk (the one
+        // before stays), so it does not "win".
+        let ignored_channel = lkey == "channel" && !value.contains('/');
         let single = !matches!(
             lkey.as_str(),
             "set" | "setvar" | "retry" | "startretry" | "endretry" | "abortretry" | "delayedretry"
-        );
+        ) && !ignored_channel;
         if single {
             if let Some((_, first)) = seen.iter().find(|(k, _)| *k == lkey) {
                 diag(
@@ -255,52 +312,112 @@ pub fn parse(bytes: &[u8]) -> Parsed {
             }
             seen.push((lkey.clone(), n));
         }
-        let int =
-            |what: &str, diag: &mut dyn FnMut(usize, Severity, String), min: i64, dflt: &str| {
-                match scan_int(&value) {
-                    Some((v, trailing)) if v >= min && v <= i64::from(i32::MAX) => {
-                        if trailing {
-                            diag(
-                                n,
-                                Severity::Warning,
-                                format!("{what}: text after the number {v} is ignored"),
-                            );
-                        }
-                        u32::try_from(v).ok()
-                    }
-                    _ => {
+        let int = |what: &str,
+                   diag: &mut dyn FnMut(usize, Severity, String),
+                   min: i64,
+                   dflt: &str| {
+            match scan_int(&value) {
+                Some((v, trailing)) if v >= min && v <= i64::from(i32::MAX) => {
+                    if trailing {
                         diag(
                             n,
-                            Severity::Error,
-                            format!("{what} {value:?} is not a valid number; Asterisk uses {dflt}"),
+                            Severity::Warning,
+                            format!("{what}: text after the number {v} is ignored"),
                         );
-                        None
                     }
+                    u32::try_from(v).ok()
                 }
-            };
-        match lkey.as_str() {
-            "channel" => {
-                if value
-                    .split_once('/')
-                    .is_some_and(|(t, d)| !t.is_empty() && !d.is_empty())
-                {
-                    channel = Some((n, value));
-                } else {
+                Some((v, _)) if v < min && v >= i64::from(i32::MIN) => {
+                    diag(
+                            n,
+                            Severity::Error,
+                            format!("{what} {v} is below {min}: Asterisk logs it as invalid and uses {dflt}"),
+                        );
+                    None
+                }
+                _ => {
                     diag(
                         n,
                         Severity::Error,
-                        format!("Channel {value:?} is not Tech/Dest"),
+                        format!("{what} {value:?} is not a valid number; Asterisk uses {dflt}"),
                     );
-                    channel = None;
-                    bad_channel = true;
+                    None
                 }
             }
-            "callerid" => callerid = Some(CallerId::parse(&value)),
+        };
+        match lkey.as_str() {
+            "channel" => match value.split_once('/') {
+                // pbx_spool splits at the first '/' and keeps both parts,
+                // even empty ones (then the file is invalid).
+                Some((tech, _)) => {
+                    if ["sip", "zap"].contains(&tech.to_ascii_lowercase().as_str()) {
+                        diag(
+                            n,
+                            Severity::Warning,
+                            format!(
+                                "Asterisk 22 has no {tech}/ channels ({}): the call fails when dialled and is retried until MaxRetries runs out; use PJSIP/ (or DAHDI/)",
+                                if tech.eq_ignore_ascii_case("sip") {
+                                    "chan_sip was removed in 21"
+                                } else {
+                                    "Zap was renamed DAHDI"
+                                }
+                            ),
+                        );
+                    }
+                    channel = Some((n, value));
+                }
+                None => match &channel {
+                    Some((first, _)) => diag(
+                        n,
+                        Severity::Warning,
+                        format!(
+                            "Channel {value:?} is not Tech/Dest; Asterisk ignores this line and keeps the Channel of line {first}"
+                        ),
+                    ),
+                    None => {
+                        diag(
+                            n,
+                            Severity::Error,
+                            format!("Channel {value:?} is not Tech/Dest; Asterisk ignores this line"),
+                        );
+                        bad_channel = true;
+                    }
+                },
+            },
+            "callerid" => {
+                let cid = CallerId::parse(&value);
+                for (part, text) in [("name", &cid.name), ("number", &cid.number)] {
+                    if let Some(t) = text.as_deref().filter(|t| t.len() > MAX_CALLERID_PART) {
+                        let kept = String::from_utf8_lossy(&t.as_bytes()[..MAX_CALLERID_PART]);
+                        diag(
+                            n,
+                            Severity::Warning,
+                            format!(
+                                "Callerid {part} is {} bytes; Asterisk keeps {MAX_CALLERID_PART}: {kept:?}",
+                                t.len()
+                            ),
+                        );
+                    }
+                }
+                callerid = Some(cid);
+            }
             "application" => application = Some((n, value)),
             "data" => data = Some(value),
-            "maxretries" => max_retries = int("MaxRetries", &mut diag, 0, "0"),
-            "retrytime" => retry_time = int("RetryTime", &mut diag, 0, "300"),
-            "waittime" => wait_time = int("WaitTime", &mut diag, 0, "45"),
+            "maxretries" => match scan_int(&value) {
+                Some((v, _)) if v < 0 => {
+                    diag(
+                        n,
+                        Severity::Error,
+                        format!(
+                            "MaxRetries {v} is negative: Asterisk takes it as given and deletes the file as expired without ever dialling"
+                        ),
+                    );
+                    max_retries = None;
+                }
+                _ => max_retries = int("MaxRetries", &mut diag, 0, "0"),
+            },
+            "retrytime" => retry_time = int("RetryTime", &mut diag, 1, "300"),
+            "waittime" => wait_time = int("WaitTime", &mut diag, 1, "45"),
             "priority" => priority = int("Priority", &mut diag, 1, "1"),
             "context" => context = Some(value),
             "extension" => extension = Some((n, value)),
@@ -328,9 +445,9 @@ pub fn parse(bytes: &[u8]) -> Parsed {
             },
             "retry" | "endretry" | "abortretry" => {
                 attempts += 1;
-                in_progress = false;
+                in_progress = None;
             }
-            "startretry" => in_progress = true,
+            "startretry" => in_progress = Some(n),
             "delayedretry" => {}
             "status" => diag(
                 n,
@@ -388,10 +505,14 @@ pub fn parse(bytes: &[u8]) -> Parsed {
             None => {
                 diag(
                     *n,
-                    Severity::Error,
-                    "Extension without Context; the answered call has nowhere to go".into(),
+                    Severity::Warning,
+                    "Extension without Context: the answered call runs in the channel's own context (usually \"default\")".into(),
                 );
-                None
+                Some(Action::Extension {
+                    context: String::new(),
+                    extension: ext.clone(),
+                    priority,
+                })
             }
         },
         (None, None) => {
@@ -403,7 +524,27 @@ pub fn parse(bytes: &[u8]) -> Parsed {
             None
         }
     };
+    if let Some(at) = in_progress {
+        diag(
+            at,
+            Severity::Warning,
+            "StartRetry without a later EndRetry: an attempt under way, or a file copied back from outgoing_done/; \
+             the same running Asterisk never dials such a file (it takes the pid for its own attempt and only pushes the schedule on)"
+                .into(),
+        );
+    }
     let channel = match channel {
+        Some((n, c))
+            if c.split_once('/')
+                .is_some_and(|(t, d)| t.is_empty() || d.is_empty()) =>
+        {
+            diag(
+                n,
+                Severity::Error,
+                format!("Channel {c:?} has an empty Tech or Dest; Asterisk deletes the file"),
+            );
+            None
+        }
         Some((_, c)) => Some(c),
         None => {
             if !bad_channel {
@@ -437,7 +578,7 @@ pub fn parse(bytes: &[u8]) -> Parsed {
     Parsed {
         call,
         attempts,
-        in_progress,
+        in_progress: in_progress.is_some(),
         diagnostics: diags,
     }
 }

@@ -15,6 +15,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::io::{AsRawFd, FromRawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -138,19 +139,86 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Pub
     }
 }
 
-fn cstr(p: &Path) -> io::Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+fn cstr(name: &str) -> io::Result<CString> {
+    CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
-/// Moves `from` to `to` unless `to` exists. `Ok(false)` when it exists.
-fn rename_noreplace(from: &Path, to: &Path) -> io::Result<bool> {
+/// Opens a spool directory without following a symbolic link: whoever owns
+/// the spool (Asterisk's user) could otherwise point `outgoing/` anywhere,
+/// and a root `autodial` would write there.
+fn open_dir(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            // O_NOFOLLOW|O_DIRECTORY on a link fails with ENOTDIR (or ELOOP)
+            Some(libc::ELOOP) | Some(libc::ENOTDIR)
+                if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) =>
+            {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "is a symbolic link, which is not followed",
+                )
+            }
+            _ => e,
+        })
+}
+
+/// Does `name` exist in the directory `dir` (a symlink counts, unfollowed)?
+fn exists_at(dir: &File, name: &str) -> bool {
+    let Ok(c) = cstr(name) else { return false };
+    // SAFETY: a valid directory descriptor, a NUL-terminated name and a
+    // zeroed stat buffer of the right type.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstatat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        ) == 0
+    }
+}
+
+fn unlink_at(dir: &File, name: &str) {
+    if let Ok(c) = cstr(name) {
+        // SAFETY: a valid directory descriptor and NUL-terminated name.
+        unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), 0) };
+    }
+}
+
+/// Creates `name` in `dir` exclusively (`O_EXCL|O_NOFOLLOW`: never an
+/// existing entry, never through a planted symlink), mode 0600.
+fn create_at(dir: &File, name: &str) -> io::Result<File> {
+    let c = cstr(name)?;
+    // SAFETY: a valid directory descriptor and NUL-terminated name; the
+    // returned descriptor is owned by the File.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0o600 as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor nobody else owns.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Moves `from` (in `fdir`) to `to` (in `tdir`) unless `to` exists.
+/// `Ok(false)` when it exists.
+fn rename_noreplace(fdir: &File, from: &str, tdir: &File, to: &str) -> io::Result<bool> {
     let (f, t) = (cstr(from)?, cstr(to)?);
-    // SAFETY: both are valid NUL-terminated paths; AT_FDCWD needs no fd.
+    // SAFETY: valid directory descriptors and NUL-terminated names.
     let rc = unsafe {
         libc::renameat2(
-            libc::AT_FDCWD,
+            fdir.as_raw_fd(),
             f.as_ptr(),
-            libc::AT_FDCWD,
+            tdir.as_raw_fd(),
             t.as_ptr(),
             libc::RENAME_NOREPLACE,
         )
@@ -164,13 +232,25 @@ fn rename_noreplace(from: &Path, to: &Path) -> io::Result<bool> {
         // The filesystem (or kernel) lacks RENAME_NOREPLACE: link() fails
         // with EEXIST too, and never replaces.
         Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => {
-            match fs::hard_link(from, to) {
-                Ok(()) => {
-                    let _ = fs::remove_file(from);
-                    Ok(true)
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-                Err(e) => Err(e),
+            // SAFETY: as above.
+            let rc = unsafe {
+                libc::linkat(
+                    fdir.as_raw_fd(),
+                    f.as_ptr(),
+                    tdir.as_raw_fd(),
+                    t.as_ptr(),
+                    0,
+                )
+            };
+            if rc == 0 {
+                unlink_at(fdir, from);
+                return Ok(true);
+            }
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EEXIST) {
+                Ok(false)
+            } else {
+                Err(e)
             }
         }
         _ => Err(err),
@@ -265,27 +345,27 @@ impl Spool {
         }
         let staging = self.staging();
         let outgoing = self.outgoing();
-        let sdev = fs::metadata(&staging).map_err(io_err("use staging directory", &staging))?;
-        let odev = fs::metadata(&outgoing).map_err(io_err("use spool directory", &outgoing))?;
-        if !sdev.is_dir() {
-            return Err(PublishError::Io {
-                op: "use staging directory",
-                path: staging,
-                err: io::Error::from(io::ErrorKind::NotADirectory),
-            });
-        }
+        let sdir = open_dir(&staging).map_err(io_err("use staging directory", &staging))?;
+        let odir = open_dir(&outgoing).map_err(io_err("use spool directory", &outgoing))?;
+        let sdev = sdir
+            .metadata()
+            .map_err(io_err("use staging directory", &staging))?;
+        let odev = odir
+            .metadata()
+            .map_err(io_err("use spool directory", &outgoing))?;
         if sdev.dev() != odev.dev() {
             return Err(PublishError::CrossDevice { staging, outgoing });
         }
         let target = outgoing.join(name);
         // Cheap early answer; the rename below is what decides.
-        if fs::symlink_metadata(&target).is_ok() {
+        if exists_at(&odir, name) {
             return Err(PublishError::AlreadyPending(target));
         }
-        let staged = staging.join(stage_name());
+        let stage = stage_name();
+        let staged = staging.join(&stage);
         let result = self
-            .write_staged(&staged, contents, at, &odev)
-            .and_then(|()| match rename_noreplace(&staged, &target) {
+            .write_staged(&sdir, &stage, &staged, contents, at, &odev)
+            .and_then(|()| match rename_noreplace(&sdir, &stage, &odir, name) {
                 Ok(true) => Ok(()),
                 Ok(false) => Err(PublishError::AlreadyPending(target.clone())),
                 Err(e) if e.raw_os_error() == Some(libc::EXDEV) => Err(PublishError::CrossDevice {
@@ -298,13 +378,11 @@ impl Spool {
             Ok(()) => {
                 // Make the new directory entry durable; the call is already
                 // queued, so a failure here is not worth undoing it for.
-                if let Ok(d) = File::open(&outgoing) {
-                    let _ = d.sync_all();
-                }
+                let _ = odir.sync_all();
                 Ok(target)
             }
             Err(e) => {
-                let _ = fs::remove_file(&staged);
+                unlink_at(&sdir, &stage);
                 Err(e)
             }
         }
@@ -312,24 +390,19 @@ impl Spool {
 
     fn write_staged(
         &self,
+        sdir: &File,
+        stage: &str,
         staged: &Path,
         contents: &[u8],
         at: SystemTime,
         outgoing_meta: &fs::Metadata,
     ) -> Result<(), PublishError> {
-        // create_new is O_CREAT|O_EXCL: fails on any existing entry,
-        // including a planted symlink, which it never follows.
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(staged)
-            .map_err(io_err("create staging file", staged))?;
+        let mut f = create_at(sdir, stage).map_err(io_err("create staging file", staged))?;
         f.write_all(contents)
             .map_err(io_err("write staging file", staged))?;
-        // Run as root (an operator's autodial), hand the file to the owner
-        // of outgoing/ (Asterisk's user), who must be able to update it.
+        // Run as root (an operator's autodial on a spool that root owns),
+        // hand the file to the owner of outgoing/ (Asterisk's user), who
+        // must be able to update it.
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } == 0 {
             std::os::unix::fs::fchown(&f, Some(outgoing_meta.uid()), Some(outgoing_meta.gid()))
@@ -358,6 +431,7 @@ impl Spool {
             move |err| SpoolError::Io { op, path: dir, err }
         };
         let mut out = Vec::new();
+        open_dir(&dir).map_err(io("list"))?;
         for entry in fs::read_dir(&dir).map_err(io("list"))? {
             let entry = entry.map_err(io("list"))?;
             let Ok(meta) = entry.path().symlink_metadata() else {
@@ -368,11 +442,15 @@ impl Spool {
             }
             let name = entry.file_name().to_string_lossy().into_owned();
             let path = entry.path();
-            let parsed = File::open(&path).ok().and_then(|f| {
-                let mut buf = Vec::new();
-                f.take(MAX_READ + 1).read_to_end(&mut buf).ok()?;
-                (buf.len() as u64 <= MAX_READ).then(|| parse(&buf))
-            });
+            // Never blocks, never follows: a FIFO or a link swapped in
+            // meanwhile is listed unparsed.
+            let parsed = crate::fsio::open_regular(&path, false)
+                .ok()
+                .and_then(|(f, _)| {
+                    let mut buf = Vec::new();
+                    f.take(MAX_READ + 1).read_to_end(&mut buf).ok()?;
+                    (buf.len() as u64 <= MAX_READ).then(|| parse(&buf))
+                });
             out.push(Pending {
                 name,
                 path,
@@ -404,11 +482,22 @@ impl Spool {
         if !valid_name(name) {
             return Err(SpoolError::BadName(name.to_string()));
         }
-        let path = self.outgoing().join(name);
-        match fs::remove_file(&path) {
-            Ok(()) => Ok(path),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(SpoolError::NotFound(path)),
-            Err(err) => Err(SpoolError::Io {
+        let outgoing = self.outgoing();
+        let path = outgoing.join(name);
+        let dir = open_dir(&outgoing).map_err(|err| SpoolError::Io {
+            op: "use",
+            path: outgoing,
+            err,
+        })?;
+        let c = cstr(name).map_err(|_| SpoolError::BadName(name.to_string()))?;
+        // SAFETY: a valid directory descriptor and NUL-terminated name;
+        // unlinkat removes a symlink itself, never its target.
+        if unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), 0) } == 0 {
+            return Ok(path);
+        }
+        match io::Error::last_os_error() {
+            e if e.kind() == io::ErrorKind::NotFound => Err(SpoolError::NotFound(path)),
+            err => Err(SpoolError::Io {
                 op: "remove",
                 path,
                 err,
@@ -470,17 +559,19 @@ mod tests {
 
     #[test]
     fn a_planted_symlink_at_the_staging_name_is_not_followed() {
-        let d = std::env::temp_dir().join(format!("spool-symlink-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
+        let d = tempfile::tempdir().unwrap();
+        let d = d.path();
         fs::create_dir_all(d.join("outgoing")).unwrap();
         fs::create_dir_all(d.join("tmp")).unwrap();
         let victim = d.join("victim");
         fs::write(&victim, "precious").unwrap();
-        let planted = d.join("tmp").join(stage_name());
-        std::os::unix::fs::symlink(&victim, &planted).unwrap();
-        let s = Spool::new(&d);
+        let planted = stage_name();
+        std::os::unix::fs::symlink(&victim, d.join("tmp").join(&planted)).unwrap();
+        let s = Spool::new(d);
+        let sdir = open_dir(&d.join("tmp")).unwrap();
         let meta = fs::metadata(d.join("outgoing")).unwrap();
-        let r = s.write_staged(&planted, b"Channel: x", SystemTime::now(), &meta);
+        let p = d.join("tmp").join(&planted);
+        let r = s.write_staged(&sdir, &planted, &p, b"Channel: x", SystemTime::now(), &meta);
         assert!(matches!(
             r,
             Err(PublishError::Io {
@@ -490,13 +581,37 @@ mod tests {
         ));
         assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
         // a dangling one too
-        let dangling = d.join("tmp").join(stage_name());
-        std::os::unix::fs::symlink(d.join("nowhere"), &dangling).unwrap();
+        let dangling = stage_name();
+        std::os::unix::fs::symlink(d.join("nowhere"), d.join("tmp").join(&dangling)).unwrap();
         assert!(s
-            .write_staged(&dangling, b"x", SystemTime::now(), &meta)
+            .write_staged(&sdir, &dangling, &p, b"x", SystemTime::now(), &meta)
             .is_err());
         assert!(!d.join("nowhere").exists());
-        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn symlinked_spool_directories_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let d = d.path();
+        let elsewhere = d.join("elsewhere");
+        fs::create_dir_all(&elsewhere).unwrap();
+        fs::create_dir_all(d.join("spool/tmp")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, d.join("spool/outgoing")).unwrap();
+        let s = Spool::new(d.join("spool"));
+        let e = s
+            .publish("x.call", b"Channel: x", SystemTime::now())
+            .unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        fs::remove_file(d.join("spool/outgoing")).unwrap();
+        fs::create_dir(d.join("spool/outgoing")).unwrap();
+        fs::remove_dir(d.join("spool/tmp")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, d.join("spool/tmp")).unwrap();
+        let e = s
+            .publish("x.call", b"Channel: x", SystemTime::now())
+            .unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
+        assert_eq!(fs::read_dir(d.join("spool/outgoing")).unwrap().count(), 0);
     }
 
     #[test]
