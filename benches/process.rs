@@ -28,6 +28,7 @@ int main(void) {
 }
 "#;
 
+#[derive(Clone)]
 struct Sample {
     wall: Duration,
     rss_kib: i64,
@@ -267,35 +268,82 @@ fn main() {
             0,
         ));
     }
-    let big = Spool::new(&base.join("big"));
-    // Written in small pieces: the bench keeps its own footprint small, as
-    // a child's ru_maxrss starts from the spawning process's (see README).
-    {
-        let mut w = std::io::BufWriter::new(fs::File::create(big.root.join("permit.txt")).unwrap());
-        for i in 0..100_000u64 {
-            writeln!(w, "8916{:07}", i).unwrap();
+    // permit_file of 10, 100,000 and 10,000,000 numbers: the first read
+    // on every call, the others through the index built on the first call.
+    let sizes = [10u64, 100_000, 10_000_000];
+    let mut lists = Vec::new();
+    for &count in &sizes {
+        let sp = Spool::new(&base.join(format!("permit-{count}")));
+        // Written in small pieces: the bench keeps its own footprint small,
+        // as a child's ru_maxrss starts from the spawning process's.
+        {
+            let mut w =
+                std::io::BufWriter::new(fs::File::create(sp.root.join("permit.txt")).unwrap());
+            for i in 0..count {
+                writeln!(w, "89{:09}", i * 7).unwrap();
+            }
+            w.flush().unwrap();
         }
-        w.flush().unwrap();
-    }
-    let bigcfg = big.config(
-        "[]",
-        &format!(
-            r#", "permit_file": "{}""#,
-            big.root.join("permit.txt").display()
-        ),
-    );
-    let mut large = Vec::new();
-    for _ in 0..n {
-        large.push(run_once(
-            Command::new(&callback).env("CALLBACK_CONFIG", &bigcfg),
+        let cfg = sp.config(
+            "[]",
+            &format!(
+                r#", "permit_file": "{}""#,
+                sp.root.join("permit.txt").display()
+            ),
+        );
+        // The first call after a change builds the index (when it is used).
+        let first = run_once(
+            Command::new(&callback).env("CALLBACK_CONFIG", &cfg),
             &denied,
             0,
-        ));
+        );
+        let idx = sp.root.join("callback-state/permit.idx");
+        let idx_size = fs::metadata(&idx).map(|m| m.len()).ok();
+        println!(
+            "<!-- permit_file {count}: {} bytes, first call {:.1} ms, peak RSS {} KiB, index {} -->",
+            fs::metadata(sp.root.join("permit.txt")).unwrap().len(),
+            first.wall.as_secs_f64() * 1000.0,
+            first.rss_kib,
+            idx_size.map_or("none (read on each call)".to_string(), |n| format!("{n} bytes"))
+        );
+        lists.push((count, sp, cfg, first, idx_size));
+    }
+    let mut per: Vec<Vec<Sample>> = vec![Vec::new(); sizes.len()];
+    for _ in 0..n {
+        for (k, (_, _, cfg, _, _)) in lists.iter().enumerate() {
+            per[k].push(run_once(
+                Command::new(&callback).env("CALLBACK_CONFIG", cfg),
+                &denied,
+                0,
+            ));
+        }
     }
     let small = stats(small);
-    let large = stats(large);
     row("callback DENIED, 10-number permit list", &small, n);
-    row("callback DENIED, 100,000-number permit_file", &large, n);
+    let per: Vec<Stats> = per.into_iter().map(stats).collect();
+    for ((count, ..), st) in lists.iter().zip(&per) {
+        row(
+            &format!("callback DENIED, permit_file of {count} numbers"),
+            st,
+            n,
+        );
+    }
+    // A permitted number deep in the 10,000,000 list is QUEUED.
+    let (_, big, bigcfg, _, _) = &lists[2];
+    let mut q = Vec::new();
+    for _ in 0..n {
+        big.clear_outgoing();
+        q.push(run_once(
+            Command::new(&callback).env("CALLBACK_CONFIG", bigcfg),
+            &env_block("89069999993"),
+            0,
+        ));
+        assert_eq!(big.outgoing_count(), 1, "QUEUED from the 10M list");
+    }
+    let q = stats(q);
+    row("callback QUEUED, permit_file of 10000000 numbers", &q, n);
+    let large = &per[1];
+    let huge = &per[2];
 
     // autodial call
     let ad = Spool::new(&base.join("autodial"));
@@ -387,9 +435,10 @@ fn main() {
         cs_stats.median_ms / floor_stats.median_ms
     );
     println!(
-        "ratios: callback/floor median {:.2}x; 100k permit_file costs {:+.3} ms over the small list; autodial/floor {:.2}x",
+        "ratios: callback/floor median {:.2}x; permit_file over a 10-number one: 100k {:+.3} ms, 10M {:+.3} ms; autodial/floor {:.2}x",
         cb_stats.median_ms / floor_stats.median_ms,
-        large.median_ms - small.median_ms,
+        large.median_ms - per[0].median_ms,
+        huge.median_ms - per[0].median_ms,
         a.median_ms / floor_stats.median_ms
     );
     let _ = fs::remove_dir_all(&base);

@@ -218,13 +218,17 @@ else
 fi
 
 # --- 2: the caller gives up after 1 s while the AGI still runs ---------------
-# The AGI is held on a FIFO permit_file until well after the caller hung up.
-mkfifo "$ROOT/var/lib/asterisk/permit.fifo"
-chroot "$ROOT" chown asterisk:asterisk /var/lib/asterisk/permit.fifo
-write_config ', "permit_file": "/var/lib/asterisk/permit.fifo"'
+# The AGI is held on the spool's callback lock (taken here for 3.5 s, under
+# the callback's own 5 s bound) until well after the caller hung up.
+mkdir -p "$SPOOL/callback-state"
+chroot "$ROOT" chown asterisk:asterisk /var/spool/asterisk/callback-state
+touch "$SPOOL/callback-state/lock"
+chroot "$ROOT" chown asterisk:asterisk /var/spool/asterisk/callback-state/lock
+flock "$SPOOL/callback-state/lock" sleep 3.5 &
+LOCK_PID=$!
+sleep 0.3
 ring 89105640002 1 s2-caller
-sleep 3
-timeout 20 sh -c "echo 89105640002 > '$ROOT/var/lib/asterisk/permit.fifo'" || true
+wait "$LOCK_PID" || true
 if wait_for "$LOG" "Executing \[89105640002@fake-phones:1\]" 30 \
     && grep -q "\[INFO\] 89105640002 QUEUED" "$CBLOG"; then
     # Asterisk's own order of events: the caller's call expired (hung up),
@@ -244,8 +248,6 @@ if wait_for "$LOG" "Executing \[89105640002@fake-phones:1\]" 30 \
 else
     fail "2: no callback after the caller gave up"; tail -30 "$CBLOG"
 fi
-rm -f "$ROOT/var/lib/asterisk/permit.fifo"
-write_config ""
 
 # --- 3: a caller not on the permit list -----------------------------------------
 ring 89990000000 5 s3-caller
@@ -376,6 +378,36 @@ else
     cat "$WORK/bad.out"
 fi
 wait_gone "bad.call" 30 || true
+
+# --- 10: what Asterisk 22 does with a NUL byte, '\;;' and a zero RetryTime ---
+# Line 2 holds a NUL: Asterisk skips it as over-long and swallows line 3
+# (WaitTime: 0 is never read), so its own line numbers shift by one after
+# it (RetryTime: 0 at line 4 is "line 3" for Asterisk). Data 'hello\;;world'
+# is read as 'hello;'. `autodial check` must say each of these.
+printf 'Channel: Local/admin@fake-phones\nSet: A=1\0x\nWaitTime: 0\nRetryTime: 0\nApplication: Verbose\nData: 1,E2E-TEN hello\\;;world\n' \
+    >"$WORK/nul.call"
+cp "$WORK/nul.call" "$SPOOL/tmp/nul.call"
+chroot "$ROOT" chown asterisk:asterisk /var/spool/asterisk/tmp/nul.call
+mv "$SPOOL/tmp/nul.call" "$SPOOL/outgoing/nul.call"
+wait_for "$LOG" "E2E-TEN hello" 20 || true
+"$AUTODIAL" check "$WORK/nul.call" >"$WORK/nul.out" 2>&1 || true
+seen=""
+grep -q "Skipping extremely long line at line 2 of .*nul.call" "$LOG" && seen="$seen skip2"
+grep -q "Invalid retrytime at line 3 of .*nul.call" "$LOG" && seen="$seen retry3"
+grep -q "Invalid waittime at line [0-9]* of .*nul.call" "$LOG" || seen="$seen no-waittime"
+grep -qE "E2E-TEN hello;$" "$LOG" && seen="$seen said-hello;"
+said=""
+grep -q "nul.call:line 2: error: a NUL byte at column 9.*line 3 with it" "$WORK/nul.out" && said="$said nul2"
+grep -q "nul.call:line 3: error: skipped by Asterisk as the tail of line 2" "$WORK/nul.out" && said="$said tail3"
+grep -q "nul.call:line 4: error: RetryTime 0 is below 1" "$WORK/nul.out" && said="$said retry4"
+grep -q 'nul.call:line 6: error: .*reads only "Data: 1,E2E-TEN hello;"' "$WORK/nul.out" && said="$said data6"
+if [ "$seen" = " skip2 retry3 no-waittime said-hello;" ] && [ "$said" = " nul2 tail3 retry4 data6" ]; then
+    pass "10: NUL line skipped with the next, 'hello\\;;world' read as 'hello;', RetryTime 0 invalid: Asterisk and check agree"
+else
+    fail "10: Asterisk:${seen:- nothing}; check:${said:- nothing}"
+    grep "nul.call" "$LOG" | tail -5; cat "$WORK/nul.out"
+fi
+wait_gone "nul.call" 30 || true
 
 # Warnings during the whole run, for the record.
 grep -E "WARNING|ERROR" "$LOG" | tail -20 >"$WORK/all-warnings" || true
