@@ -3,11 +3,13 @@
 //! `autodial` are thin shells over this library.
 
 pub mod agi;
+pub mod alert;
 pub mod callback;
 pub mod callfile;
 pub mod fsio;
 pub mod paths;
 pub mod schedule;
+pub mod speech;
 
 /// Renders bytes for logs and messages: valid UTF-8 text as-is, `\\`
 /// doubled, control characters and invalid bytes as `\xNN` (or `\u{..}`),

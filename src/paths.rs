@@ -25,3 +25,8 @@ pub fn config_dir() -> PathBuf {
 pub fn log_dir() -> PathBuf {
     from_env("AST_LOG_DIR", "/var/log/asterisk")
 }
+
+/// `$AST_VAR_DIR`, else `/var/lib/asterisk`.
+pub fn var_dir() -> PathBuf {
+    from_env("AST_VAR_DIR", "/var/lib/asterisk")
+}

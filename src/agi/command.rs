@@ -203,6 +203,13 @@ impl Command {
     pub fn exec(application: &[u8], options: &[u8]) -> Result<Command, CommandError> {
         Command::build("EXEC", &[Arg::Word(application), Arg::Text(options)])
     }
+    /// `WAIT FOR DIGIT <ms>` (-1 waits forever)
+    pub fn wait_for_digit(ms: i64) -> Command {
+        let n = ms.to_string();
+        // A number is always a valid word.
+        Command::build("WAIT FOR DIGIT", &[Arg::Word(n.as_bytes())])
+            .unwrap_or_else(|_| Command::noop())
+    }
     /// `STREAM FILE "file" "escape_digits"`
     pub fn stream_file(file: &[u8], escape_digits: &[u8]) -> Result<Command, CommandError> {
         Command::build("STREAM FILE", &[Arg::Text(file), Arg::Text(escape_digits)])

@@ -1,5 +1,7 @@
 //! `autodial`: make Asterisk place a call now or later by queueing a call
-//! file; check, list and cancel call files.
+//! file; check, list and cancel call files; raise and manage phone alerts.
+
+mod alert;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -15,10 +17,10 @@ use serde_json::json;
 use std::os::unix::ffi::OsStrExt;
 
 /// Exit statuses, the same for every command.
-const EXIT_FAILURE: u8 = 1;
-const EXIT_USAGE: u8 = 2;
-const EXIT_DUPLICATE: u8 = 3;
-const EXIT_NOT_FOUND: u8 = 4;
+pub(crate) const EXIT_FAILURE: u8 = 1;
+pub(crate) const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_DUPLICATE: u8 = 3;
+pub(crate) const EXIT_NOT_FOUND: u8 = 4;
 /// Largest file `check` reads (Asterisk reads any size; a call file is a
 /// few hundred bytes).
 const MAX_CHECK: u64 = 16 << 20;
@@ -72,6 +74,10 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Phone alerts: speak the alert, wait for the ack digit, call the next
+    /// person until someone acknowledges
+    #[command(after_help = alert::AFTER_HELP)]
+    Alert(alert::AlertArgs),
     /// Remove pending call files from outgoing/
     #[command(after_help = AFTER_HELP)]
     Cancel {
@@ -161,7 +167,7 @@ fn main() -> ExitCode {
     let spool = Spool::new(&cli.spool_dir);
     // As root, act as the spool's owner (Asterisk's user) before touching
     // it: that user can replace outgoing/ with a symlink to anywhere.
-    if !matches!(cli.command, Cmd::Check { .. }) {
+    if !matches!(cli.command, Cmd::Check { .. } | Cmd::Alert(_)) {
         if let Err(e) = agi_callback::fsio::become_owner_of(&cli.spool_dir) {
             eprintln!(
                 "autodial: cannot act as the owner of {}: {e}",
@@ -175,6 +181,7 @@ fn main() -> ExitCode {
         Cmd::Check { files } => check(&files),
         Cmd::List { json } => list(&spool, json),
         Cmd::Cancel { names, json } => cancel(&spool, &names, json),
+        Cmd::Alert(a) => alert::run(a),
     };
     ExitCode::from(code)
 }

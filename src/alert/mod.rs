@@ -1,0 +1,249 @@
+//! Phone alerts: the model and the escalation plan, as pure functions.
+//!
+//! An alert is raised with an id, a text, labels and a chain; every call of
+//! every step and round is planned at once (offsets from the raise) and
+//! queued as a call file scheduled by its mtime, so the spool is the
+//! scheduler. An acknowledgement or a resolution removes the calls still
+//! pending. The state lives in SQLite ([`store`]); [`pager`] ties config,
+//! store, speech and spool together for the command line, the AGI program
+//! and the web receiver.
+
+pub mod config;
+pub mod pager;
+pub mod store;
+
+use std::fmt;
+
+pub use config::{AlertsConfig, Chain, Step};
+
+/// Most bytes in an alert id.
+pub const MAX_ID: usize = 64;
+/// Most bytes of alert text kept (a monitoring system's text can be long;
+/// what is spoken is bounded by the speech module).
+pub const MAX_TEXT: usize = 4096;
+
+/// True for an alert id: ASCII letters, digits, `-`, `_`, `.`; 1 to 64
+/// bytes. Such an id can be part of a file name but never a path.
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Where an alert stands (of its current episode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertState {
+    Firing,
+    Acked,
+    Resolved,
+    /// Every planned call has an outcome and nobody acknowledged.
+    Unacknowledged,
+}
+
+impl AlertState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Firing => "firing",
+            AlertState::Acked => "acked",
+            AlertState::Resolved => "resolved",
+            AlertState::Unacknowledged => "unacknowledged",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AlertState> {
+        Some(match s {
+            "firing" => AlertState::Firing,
+            "acked" => AlertState::Acked,
+            "resolved" => AlertState::Resolved,
+            "unacknowledged" => AlertState::Unacknowledged,
+            _ => return None,
+        })
+    }
+
+    /// Raising an id in this state changes only its text.
+    pub fn is_open(self) -> bool {
+        matches!(self, AlertState::Firing | AlertState::Acked)
+    }
+}
+
+impl fmt::Display for AlertState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What became of one planned call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Scheduled,
+    Cancelled,
+    AnsweredAcked,
+    AnsweredNoAck,
+    NoAnswer,
+    Busy,
+    Failed,
+    Stale,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Scheduled => "scheduled",
+            Outcome::Cancelled => "cancelled",
+            Outcome::AnsweredAcked => "answered_acked",
+            Outcome::AnsweredNoAck => "answered_no_ack",
+            Outcome::NoAnswer => "no_answer",
+            Outcome::Busy => "busy",
+            Outcome::Failed => "failed",
+            Outcome::Stale => "stale",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Outcome> {
+        Some(match s {
+            "scheduled" => Outcome::Scheduled,
+            "cancelled" => Outcome::Cancelled,
+            "answered_acked" => Outcome::AnsweredAcked,
+            "answered_no_ack" => Outcome::AnsweredNoAck,
+            "no_answer" => Outcome::NoAnswer,
+            "busy" => Outcome::Busy,
+            "failed" => Outcome::Failed,
+            "stale" => Outcome::Stale,
+            _ => return None,
+        })
+    }
+
+    /// The outcome of a failed attempt, from Asterisk's `REASON`: 3 no
+    /// answer, 5 busy, anything else (0, 1, 8 congestion, ...) failed.
+    pub fn from_reason(reason: &str) -> Outcome {
+        match reason.trim() {
+            "3" => Outcome::NoAnswer,
+            "5" => Outcome::Busy,
+            _ => Outcome::Failed,
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One call of the plan, `at` seconds after the raise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    pub contact: String,
+    pub step: u32,
+    pub round: u32,
+    pub offset: u64,
+}
+
+/// Every call of `chain`, in time order: step `i` of round `r` at
+/// `after_seconds[i] + r * (last - first + repeat_after_seconds)`, so each
+/// round starts `repeat_after_seconds` after the previous round's last step.
+pub fn plan(chain: &Chain) -> Vec<Planned> {
+    let first = chain
+        .steps
+        .iter()
+        .map(|s| s.after_seconds)
+        .min()
+        .unwrap_or(0);
+    let last = chain
+        .steps
+        .iter()
+        .map(|s| s.after_seconds)
+        .max()
+        .unwrap_or(0);
+    let period = last - first + chain.repeat_after_seconds;
+    let mut out = Vec::new();
+    for round in 0..=chain.repeat {
+        for (i, step) in chain.steps.iter().enumerate() {
+            for c in &step.contacts {
+                out.push(Planned {
+                    contact: c.clone(),
+                    step: i as u32,
+                    round,
+                    offset: step.after_seconds + u64::from(round) * period,
+                });
+            }
+        }
+    }
+    out.sort_by_key(|p| (p.offset, p.round, p.step));
+    out
+}
+
+/// The call file name of one planned call: unique per alert, episode,
+/// round, step and contact, and a plain file name (the id and the contact
+/// name are checked to be).
+pub fn call_file_name(id: &str, episode: u32, p: &Planned) -> String {
+    format!(
+        "alert-{id}-e{episode}-r{}-s{}-{}.call",
+        p.round, p.step, p.contact
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(steps: &[(&[&str], u64)], repeat: u32, after: u64) -> Chain {
+        Chain {
+            steps: steps
+                .iter()
+                .map(|(c, a)| Step {
+                    contacts: c.iter().map(|s| s.to_string()).collect(),
+                    after_seconds: *a,
+                })
+                .collect(),
+            repeat,
+            repeat_after_seconds: after,
+        }
+    }
+
+    #[test]
+    fn steps_are_offsets_from_the_raise_and_rounds_follow_the_last_step() {
+        let c = chain(&[(&["ivan"], 0), (&["petr", "anna"], 120)], 1, 300);
+        let p: Vec<_> = plan(&c)
+            .into_iter()
+            .map(|p| (p.contact, p.step, p.round, p.offset))
+            .collect();
+        assert_eq!(
+            p,
+            [
+                ("ivan".into(), 0, 0, 0),
+                ("petr".into(), 1, 0, 120),
+                ("anna".into(), 1, 0, 120),
+                ("ivan".into(), 0, 1, 420),
+                ("petr".into(), 1, 1, 540),
+                ("anna".into(), 1, 1, 540),
+            ]
+        );
+    }
+
+    #[test]
+    fn ids_and_names() {
+        for ok in ["disk-db1", "am-0123456789abcdef", "a.b_c", &"x".repeat(64)] {
+            assert!(valid_id(ok), "{ok}");
+        }
+        for bad in ["", "a/b", "../x", "a b", "é", &"x".repeat(65), "a\nb"] {
+            assert!(!valid_id(bad), "{bad:?}");
+        }
+        let p = Planned {
+            contact: "ivan".into(),
+            step: 1,
+            round: 2,
+            offset: 0,
+        };
+        let n = call_file_name("disk-db1", 3, &p);
+        assert_eq!(n, "alert-disk-db1-e3-r2-s1-ivan.call");
+        assert!(crate::callfile::spool::valid_name(&n));
+        assert_eq!(Outcome::from_reason("3"), Outcome::NoAnswer);
+        assert_eq!(Outcome::from_reason("5"), Outcome::Busy);
+        for r in ["0", "1", "8", "", "x"] {
+            assert_eq!(Outcome::from_reason(r), Outcome::Failed);
+        }
+    }
+}

@@ -1,0 +1,411 @@
+//! `alert`: the AGI program of phone alerts, run by the `autodial-alert`
+//! dialplan context on every alert call.
+//!
+//! - Answered (`AGI(alert,${ALERT_CALL})`): if the alert is no longer
+//!   firing, says so and records `stale`. Otherwise plays the message with
+//!   the ack digit as escape, waits a few seconds for it, up to three
+//!   times. On the digit: marks the alert acked by this contact (one
+//!   transaction; of two people pressing at once exactly one wins), removes
+//!   every other pending call file of the alert, plays a confirmation.
+//!   Without it: records `answered_no_ack`.
+//! - Failed (`AGI(alert,${ALERT_CALL},failed,${REASON})`): records
+//!   `no_answer` (3), `busy` (5) or `failed` (the rest).
+//!
+//! Sets `ALERT_STATUS`: `ACKED`, `NOACK`, `STALE`, `RECORDED` (failed
+//! attempt) or `ERROR`. What is known is recorded before anything is said,
+//! so a caller hanging up (SIGHUP, 511, EOF) loses nothing.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use agi_callback::agi::{Command, FdReader, Reply, Session, SessionError};
+use agi_callback::alert::config::{default_path, AlertsConfig};
+use agi_callback::alert::pager::Pager;
+use agi_callback::alert::store::PhoneAck;
+use agi_callback::alert::{AlertState, Outcome};
+use agi_callback::speech::{self, Phrase};
+use agi_callback::{escape_bytes, fsio, paths};
+
+const HELP: &str = "\
+alert: Asterisk AGI program of phone alerts (see `autodial alert`).
+
+Dialplan (agi-bin/extensions_alert.conf):
+    [autodial-alert]
+    exten => s,1,Answer()
+     same => n,AGI(alert,${ALERT_CALL})
+    exten => failed,1,AGI(alert,${ALERT_CALL},failed,${REASON})
+
+Config: $AUTODIAL_ALERTS, else $AST_CONFIG_DIR/alerts.json, else
+/etc/asterisk/alerts.json. Log: $AST_LOG_DIR/autodial-alert.log.
+
+Sets ALERT_STATUS to ACKED, NOACK, STALE, RECORDED or ERROR.
+Exit status 0, or 1 on ERROR.
+";
+
+/// Rounds of message + wait.
+const ROUNDS: usize = 3;
+/// Milliseconds to wait for the digit after each message.
+const WAIT_MS: i64 = 5000;
+
+fn main() {
+    // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let by_asterisk = std::env::var_os("AST_AGI_DIR").is_some();
+    if !by_asterisk {
+        match args.first().map(String::as_str) {
+            Some("--help") | Some("-h") => {
+                print!("{HELP}");
+                return;
+            }
+            Some("--version") | Some("-V") => {
+                println!("alert {}", env!("CARGO_PKG_VERSION"));
+                return;
+            }
+            _ => {}
+        }
+    }
+    let code = run(FdReader::stdin(), io::stdout().lock());
+    let _ = io::stdout().flush();
+    std::process::exit(code);
+}
+
+/// One line to `$AST_LOG_DIR/autodial-alert.log`, opened without blocking;
+/// a log that cannot be written never stops the call.
+fn log_line(level: &str, msg: &str) {
+    let path = paths::log_dir().join("autodial-alert.log");
+    if let Ok(f) = fsio::open_write(&path, fsio::LOG) {
+        let line = format!(
+            "{} [{level}] {}\n",
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            escape_bytes(msg.as_bytes())
+        );
+        let _ = (&f).write_all(line.as_bytes());
+    }
+}
+
+struct Agi<R: io::BufRead, W: Write> {
+    s: Session<R, W>,
+    /// The channel is gone (511, EOF, -1 from playback on a dead channel).
+    gone: bool,
+}
+
+impl<R: io::BufRead, W: Write> Agi<R, W> {
+    fn send(&mut self, cmd: Command) -> Option<Reply> {
+        if self.gone && !is_dead_safe(&cmd) {
+            return None;
+        }
+        match self.s.send(&cmd) {
+            Ok(Reply::DeadChannel) => {
+                self.gone = true;
+                Some(Reply::DeadChannel)
+            }
+            Ok(r) => Some(r),
+            Err(_) => {
+                self.gone = true;
+                None
+            }
+        }
+    }
+
+    fn status(&mut self, status: &str, say: &str) {
+        if let Ok(c) = Command::set_variable(b"ALERT_STATUS", status.as_bytes()) {
+            let _ = self.s.send(&c);
+        }
+        if let Ok(c) = Command::verbose(format!("alert: {say}").as_bytes(), 1) {
+            let _ = self.s.send(&c);
+        }
+    }
+
+    /// Plays `file` with `digit` as escape: `Some(true)` pressed,
+    /// `Some(false)` played to the end (or missing), `None` hung up.
+    fn play(&mut self, file: &str, digit: Option<char>) -> Option<bool> {
+        let esc = digit.map(|d| d.to_string()).unwrap_or_default();
+        let cmd = Command::stream_file(file.as_bytes(), esc.as_bytes()).ok()?;
+        match self.send(cmd)? {
+            Reply::Success { .. } => {}
+            _ => return None,
+        }
+        let code = self.s.last_raw_code();
+        match code {
+            Some(c) if digit.is_some_and(|d| c == d as i64) => Some(true),
+            Some(-1) => {
+                // A missing file and a dead channel both give -1: a channel
+                // command tells them apart (511 on a dead channel).
+                match self.send(Command::wait_for_digit(1))? {
+                    Reply::Success { .. } => Some(false),
+                    _ => None,
+                }
+            }
+            _ => Some(false),
+        }
+    }
+
+    /// Waits for `digit`; another key is ignored (the wait goes on).
+    fn wait(&mut self, digit: char) -> Option<bool> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(WAIT_MS as u64);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Some(false);
+            }
+            match self.send(Command::wait_for_digit(left.as_millis() as i64))? {
+                Reply::Success { .. } => {}
+                _ => return None,
+            }
+            match self.s.last_raw_code() {
+                Some(0) => return Some(false),
+                Some(-1) => return None,
+                Some(c) if c == digit as i64 => return Some(true),
+                _ => continue,
+            }
+        }
+    }
+}
+
+/// Commands Asterisk answers on a dead channel too.
+fn is_dead_safe(cmd: &Command) -> bool {
+    let b = cmd.as_bytes();
+    b.starts_with(b"SET VARIABLE") || b.starts_with(b"VERBOSE") || b.starts_with(b"GET ")
+}
+
+trait LastCode {
+    fn last_raw_code(&self) -> Option<i64>;
+}
+
+impl<R: io::BufRead, W: Write> LastCode for Session<R, W> {
+    /// The `result=` of the last reply.
+    fn last_raw_code(&self) -> Option<i64> {
+        let raw = self.last_raw();
+        let at = raw.windows(7).position(|w| w == b"result=")? + 7;
+        let num: Vec<u8> = raw[at..]
+            .iter()
+            .take_while(|&&b| b == b'-' || b.is_ascii_digit())
+            .copied()
+            .collect();
+        std::str::from_utf8(&num).ok()?.parse().ok()
+    }
+}
+
+/// The file for Asterisk: the path without `.wav`.
+fn playable(p: &Path) -> String {
+    p.with_extension("").to_string_lossy().into_owned()
+}
+
+fn phrase_file(cfg: &AlertsConfig, lang: &str, which: Phrase, stock: &str) -> String {
+    let voice = speech::voice(&cfg.speech, lang);
+    let p = speech::cache_path(
+        &cfg.speech,
+        &cfg.sounds_dir,
+        &voice,
+        speech::phrase(lang, which),
+    );
+    if p.is_file() {
+        playable(&p)
+    } else {
+        stock.to_string()
+    }
+}
+
+fn run<R: agi_callback::agi::Lookahead, W: Write>(reader: R, writer: W) -> i32 {
+    let mut s = Session::new(reader, writer);
+    let env = match s.read_env().and_then(|e| {
+        e.check_standard().map_err(SessionError::Env)?;
+        Ok(e)
+    }) {
+        Ok(e) => e,
+        Err(e) => {
+            log_line("ERROR", &format!("bad AGI environment: {e}"));
+            return 1;
+        }
+    };
+    let mut agi = Agi { s, gone: false };
+    let arg = |n| env.arg(n).map(|a| String::from_utf8_lossy(a).into_owned());
+    let call_id: Option<i64> = arg(1).and_then(|a| a.trim().parse().ok());
+    let failed = arg(2).as_deref() == Some("failed");
+    let Some(call_id) = call_id else {
+        let m = format!(
+            "no call id in the first argument ({:?}); the dialplan passes ${{ALERT_CALL}}",
+            arg(1).unwrap_or_default()
+        );
+        log_line("ERROR", &m);
+        agi.status("ERROR", &m);
+        return 1;
+    };
+    let path = default_path();
+    let cfg = match AlertsConfig::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            log_line("ERROR", &e);
+            agi.status("ERROR", &e);
+            return 1;
+        }
+    };
+    let mut pager = match Pager::open(cfg) {
+        Ok(p) => p,
+        Err(e) => {
+            log_line("ERROR", &e.to_string());
+            agi.status("ERROR", &e.to_string());
+            return 1;
+        }
+    };
+    if failed {
+        let reason = arg(3).unwrap_or_default();
+        let outcome = Outcome::from_reason(&reason);
+        return match pager.record_outcome(call_id, outcome) {
+            Ok(unacked) => {
+                log_line(
+                    "INFO",
+                    &format!("call {call_id}: {outcome} (REASON {reason})"),
+                );
+                if let Some(id) = unacked {
+                    warn_unacked(&id);
+                }
+                agi.status("RECORDED", &format!("call {call_id}: {outcome}"));
+                0
+            }
+            Err(e) => {
+                log_line("ERROR", &format!("call {call_id}: {e}"));
+                agi.status("ERROR", &e.to_string());
+                1
+            }
+        };
+    }
+    answered(&mut agi, &mut pager, call_id)
+}
+
+fn warn_unacked(id: &str) {
+    log_line(
+        "WARN",
+        &format!("alert {id} unacknowledged: every planned call has an outcome and nobody pressed the key"),
+    );
+}
+
+fn answered<R: io::BufRead, W: Write>(agi: &mut Agi<R, W>, pager: &mut Pager, call_id: i64) -> i32 {
+    let info = match pager.store.call_info(call_id) {
+        Ok(Some(i)) => i,
+        Ok(None) => {
+            let m = format!("no call {call_id} in the alert database");
+            log_line("ERROR", &m);
+            agi.status("ERROR", &m);
+            return 1;
+        }
+        Err(e) => {
+            log_line("ERROR", &e.to_string());
+            agi.status("ERROR", &e.to_string());
+            return 1;
+        }
+    };
+    let cfg = pager.cfg.clone();
+    let lang = cfg.language_of(&info.contact);
+    let stale_file = phrase_file(&cfg, &lang, Phrase::Stale, "vm-goodbye");
+    if !(info.current && info.state == AlertState::Firing) {
+        let _ = pager.record_outcome(call_id, Outcome::Stale);
+        log_line(
+            "INFO",
+            &format!(
+                "alert {} call {call_id} to {}: stale ({})",
+                info.alert_id, info.contact, info.state
+            ),
+        );
+        agi.play(&stale_file, None);
+        agi.status(
+            "STALE",
+            &format!("alert {} is {}", info.alert_id, info.state),
+        );
+        return 0;
+    }
+    let message = info
+        .sounds
+        .get(&lang)
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+        .map(|p| playable(&p))
+        .unwrap_or_else(|| cfg.fallback_prompt.clone());
+    let digit = cfg.ack_digit;
+    let mut pressed = false;
+    for _ in 0..ROUNDS {
+        match agi.play(&message, Some(digit)) {
+            Some(true) => {
+                pressed = true;
+                break;
+            }
+            Some(false) => {}
+            None => break,
+        }
+        match agi.wait(digit) {
+            Some(true) => {
+                pressed = true;
+                break;
+            }
+            Some(false) => {}
+            None => break,
+        }
+    }
+    if !pressed {
+        let unacked = pager.record_outcome(call_id, Outcome::AnsweredNoAck);
+        log_line(
+            "INFO",
+            &format!(
+                "alert {} call {call_id} to {}: answered, no ack{}",
+                info.alert_id,
+                info.contact,
+                if agi.gone { " (hung up)" } else { "" }
+            ),
+        );
+        if let Ok(Some(id)) = unacked {
+            warn_unacked(&id);
+        }
+        agi.status(
+            "NOACK",
+            &format!("alert {}: answered without the ack digit", info.alert_id),
+        );
+        return 0;
+    }
+    match pager.ack_by_call(call_id) {
+        Ok(Some(PhoneAck::Won { alert_id, files })) => {
+            log_line(
+                "INFO",
+                &format!(
+                    "alert {alert_id} acked by {} (call {call_id}); {} pending call(s) removed",
+                    info.contact,
+                    files.len()
+                ),
+            );
+            let ok = phrase_file(&cfg, &lang, Phrase::Acked, "auth-thankyou");
+            agi.play(&ok, None);
+            agi.status(
+                "ACKED",
+                &format!("alert {alert_id} acked by {}", info.contact),
+            );
+            0
+        }
+        Ok(Some(PhoneAck::Stale { state })) => {
+            log_line(
+                "INFO",
+                &format!(
+                    "alert {} call {call_id} to {}: pressed, but already {state}",
+                    info.alert_id, info.contact
+                ),
+            );
+            agi.play(&stale_file, None);
+            agi.status(
+                "STALE",
+                &format!("alert {} is already {state}", info.alert_id),
+            );
+            0
+        }
+        Ok(None) => {
+            agi.status("ERROR", &format!("no call {call_id}"));
+            1
+        }
+        Err(e) => {
+            log_line("ERROR", &format!("call {call_id}: {e}"));
+            agi.status("ERROR", &e.to_string());
+            1
+        }
+    }
+}
