@@ -158,6 +158,8 @@ fn main() {
             "--release",
             "--bin",
             "callback",
+            "--bin",
+            "alert",
             "-q",
             "--target",
             &triple,
@@ -441,5 +443,152 @@ fn main() {
         huge.median_ms - per[0].median_ms,
         a.median_ms / floor_stats.median_ms
     );
+    alerts(&base, &target, &triple, &floor, n);
     let _ = fs::remove_dir_all(&base);
+}
+
+/// Phone alerts: the `alert` AGI start-up (dynamic and static) against the
+/// floor, and `autodial alert raise` of a 3-step chain with and without
+/// speech.
+fn alerts(base: &Path, target: &Path, triple: &str, floor: &Path, n: usize) {
+    let alert = target.join("release/alert");
+    let alert_static = target.join("static").join(triple).join("release/alert");
+    let autodial = target.join("release/autodial");
+    let dir = base.join("alerts");
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(dir.join("spool/outgoing")).unwrap();
+    fs::create_dir_all(dir.join("spool/tmp")).unwrap();
+    let config = |speech: &str| {
+        let p = dir.join(format!("alerts-{speech}.json"));
+        fs::write(
+            &p,
+            format!(
+                r#"{{"call": {{"channel": "PJSIP/{{number}}@sip-provider"}},
+                "contacts": {{"a": {{"number": "1001"}}, "b": {{"number": "1002"}}, "c": {{"number": "1003"}}}},
+                "chains": {{"three": {{"steps": [{{"contacts": ["a"]}}, {{"contacts": ["b"], "after_seconds": 120}},
+                                              {{"contacts": ["c"], "after_seconds": 240}}]}}}},
+                "speech": {{"engine": "{speech}", "voices": {{"en": "en-us"}}}},
+                "state_dir": "{d}/state", "spool_dir": "{d}/spool"}}"#,
+                d = dir.display()
+            ),
+        )
+        .unwrap();
+        p
+    };
+    let (with_speech, without) = (config("espeak-ng"), config("none"));
+    let clear = || {
+        for e in fs::read_dir(dir.join("spool/outgoing")).unwrap() {
+            let _ = fs::remove_file(e.unwrap().path());
+        }
+    };
+    let raise = |cfg: &Path, id: &str, text: &str| {
+        let mut c = Command::new(&autodial);
+        c.env("AUTODIAL_ALERTS", cfg).args([
+            "alert", "raise", "--id", id, "--text", text, "--chain", "three",
+        ]);
+        c
+    };
+    // Warm the phrase cache (rendered once ever), then every raise renders
+    // a new text.
+    run_once(&mut raise(&with_speech, "warm", "warm up"), b"", 0);
+    let (mut rs, mut rn) = (Vec::new(), Vec::new());
+    for i in 0..n.min(100) {
+        clear();
+        rs.push(run_once(
+            &mut raise(
+                &with_speech,
+                &format!("s{i}"),
+                &format!("Disk full on db{i}"),
+            ),
+            b"",
+            0,
+        ));
+        clear();
+        rn.push(run_once(
+            &mut raise(&without, &format!("n{i}"), &format!("Disk full on db{i}")),
+            b"",
+            0,
+        ));
+    }
+    // The AGI: a call of an alert acked already (opens config and database,
+    // reads, one prompt) and a failed attempt (a write transaction).
+    run_once(&mut raise(&without, "acked", "x"), b"", 0);
+    let st = Command::new(&autodial)
+        .env("AUTODIAL_ALERTS", &without)
+        .args(["alert", "ack", "acked"])
+        .output()
+        .unwrap();
+    assert!(st.status.success());
+    let env = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/asterisk-22.10/alert-flow/answered-ack.env.txt"
+    ))
+    .unwrap();
+    let block = |args: &[&str]| {
+        let mut b: String = env
+            .lines()
+            .filter(|l| !l.starts_with("agi_arg_") && !l.is_empty())
+            .map(|l| format!("{l}\n"))
+            .collect();
+        for (i, a) in args.iter().enumerate() {
+            b.push_str(&format!("agi_arg_{}: {a}\n", i + 1));
+        }
+        b.push('\n');
+        b.into_bytes()
+    };
+    let mut stale_in = block(&["1"]);
+    stale_in.extend_from_slice(b"200 result=0 endpos=1\n200 result=1\n200 result=1\n");
+    let mut failed_in = block(&["2", "failed", "3"]);
+    failed_in.extend_from_slice(b"200 result=1\n200 result=1\n");
+    let agi = |bin: &Path| {
+        let mut c = Command::new(bin);
+        c.env("AUTODIAL_ALERTS", &without)
+            .env("AST_AGI_DIR", "/usr/share/asterisk/agi-bin")
+            .env("AST_LOG_DIR", &dir);
+        c
+    };
+    let (mut fl, mut st_dyn, mut st_static, mut fa) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..n {
+        fl.push(run_once(&mut Command::new(floor), &stale_in, 0));
+        st_dyn.push(run_once(agi(&alert).arg("1"), &stale_in, 0));
+        st_static.push(run_once(agi(&alert_static).arg("1"), &stale_in, 0));
+        fa.push(run_once(
+            agi(&alert).args(["2", "failed", "3"]),
+            &failed_in,
+            0,
+        ));
+    }
+    let row = |what: &str, s: &Stats, runs: usize| {
+        println!(
+            "| {what} | {:.3} | {:.3} | {} | {runs} |",
+            s.median_ms, s.p90_ms, s.rss_kib
+        );
+    };
+    println!();
+    println!("| what | median ms | p90 ms | peak RSS KiB | runs |");
+    println!("|---|---|---|---|---|");
+    let fl = stats(fl);
+    let (sd, ss, fa) = (stats(st_dyn), stats(st_static), stats(fa));
+    let (rs, rn) = (stats(rs), stats(rn));
+    row("floor: C program reading the env block", &fl, n);
+    row("alert AGI, call of an acked alert (STALE)", &sd, n);
+    row("alert AGI, static build, the same", &ss, n);
+    row("alert AGI, failed attempt recorded", &fa, n);
+    row(
+        "autodial alert raise, 3-step chain, espeak-ng (new text)",
+        &rs,
+        n.min(100),
+    );
+    row(
+        "autodial alert raise, 3-step chain, no speech",
+        &rn,
+        n.min(100),
+    );
+    println!(
+        "\nratios: alert/floor median {:.2}x (static {:.2}x); raise with speech {:.1} ms p90",
+        sd.median_ms / fl.median_ms,
+        ss.median_ms / fl.median_ms,
+        rs.p90_ms
+    );
 }

@@ -197,3 +197,55 @@ proptest! {
         prop_assert_eq!(parsed.call, Some(cf), "{}", text);
     }
 }
+
+const ALERTS_SAMPLE: &str = include_str!("../agi-bin/alerts.json");
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// alerts.json: any byte flipped, cut or inserted gives a config or a
+    /// named error, never a panic; what loads is internally consistent.
+    #[test]
+    fn alerts_config_never_panics_and_what_loads_is_consistent(
+        at in 0usize..2000, cut in 0usize..2000, b in any::<u8>(), mode in 0u8..3
+    ) {
+        let mut bytes = ALERTS_SAMPLE.as_bytes().to_vec();
+        let at = at % bytes.len();
+        match mode {
+            0 => bytes[at] = b,
+            1 => bytes.truncate(cut % bytes.len()),
+            _ => bytes.insert(at, b),
+        }
+        if let Ok(cfg) = agi_callback::alert::config::AlertsConfig::from_json(&bytes) {
+            for chain in cfg.chains.values() {
+                for step in &chain.steps {
+                    for c in &step.contacts {
+                        prop_assert!(cfg.contacts.contains_key(c));
+                    }
+                }
+                let planned = agi_callback::alert::plan(chain);
+                prop_assert_eq!(
+                    planned.len(),
+                    chain.steps.iter().map(|s| s.contacts.len()).sum::<usize>() * (chain.repeat as usize + 1)
+                );
+            }
+            for r in &cfg.routes {
+                prop_assert!(cfg.chains.contains_key(&r.chain));
+            }
+        }
+    }
+
+    /// The text path into a speech engine: whatever the monitoring system
+    /// sends, the message holds no control character, keeps the text's
+    /// words, and is bounded.
+    #[test]
+    fn the_spoken_message_is_inert_and_bounded(text in any::<String>(), digit in prop::sample::select(vec!['0', '1', '9', '*', '#'])) {
+        let cfg = agi_callback::alert::config::SpeechCfg::default();
+        for lang in ["en", "ru", "xx"] {
+            let m = agi_callback::speech::message(&cfg, lang, &text, digit);
+            prop_assert!(!m.chars().any(char::is_control), "{:?}", m);
+            prop_assert!(m.len() <= agi_callback::speech::MAX_SPEECH + 200);
+            prop_assert!(m.contains(digit));
+        }
+    }
+}

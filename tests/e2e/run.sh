@@ -35,15 +35,26 @@ if [ ! -x "$ROOT/usr/sbin/asterisk" ]; then
     echo "e2e: building the Asterisk chroot in $ROOT (about a minute)"
     mkdir -p "$CACHE"
     rm -rf "$CACHE/root.new"
-    debootstrap --variant=minbase --include=asterisk sid "$CACHE/root.new" \
+    debootstrap --variant=minbase --include=asterisk,espeak-ng sid "$CACHE/root.new" \
         >"$WORK/debootstrap.log" 2>&1 || { tail -20 "$WORK/debootstrap.log"; die "debootstrap failed"; }
     mv "$CACHE/root.new" "$ROOT"
+fi
+
+# A chroot cached before the phone alerts has no espeak-ng yet. (The
+# mirror's Release file may be older than its Valid-Until: debootstrap does
+# not check that, apt does.)
+if [ ! -x "$ROOT/usr/bin/espeak-ng" ]; then
+    echo "e2e: installing espeak-ng in the chroot"
+    chroot "$ROOT" sh -c 'apt-get -o Acquire::Check-Valid-Until=false update -qq \
+        && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng' >"$WORK/espeak.log" 2>&1 \
+        || { tail -20 "$WORK/espeak.log"; die "cannot install espeak-ng in the chroot"; }
 fi
 
 echo "e2e: building release binaries"
 (cd "$TOP" && cargo build --release --bins -q) || die "cargo build failed"
 CALLBACK=$TOP/target/release/callback
 AUTODIAL=$TOP/target/release/autodial
+ALERT=$TOP/target/release/alert
 
 ast() { chroot "$ROOT" asterisk -rx "$1"; }
 
@@ -117,12 +128,44 @@ static=yes
 writeprotect=yes
 [globals]
 #include extensions_callback.conf
+#include extensions_alert.conf
 #include extensions_test.conf
 EOF
 # users.conf is deprecated and only makes pbx_config warn.
 rm -f "$ROOT/etc/asterisk/users.conf"
 install -m 0644 "$TOP/agi-bin/extensions_callback.conf" "$ROOT/etc/asterisk/"
 install -m 0644 "$TOP/tests/e2e/extensions_test.conf" "$ROOT/etc/asterisk/"
+install -m 0644 "$TOP/agi-bin/extensions_alert.conf" "$ROOT/etc/asterisk/"
+# Phone alerts: every contact a number of its own in [alert-phones]
+# (21XX acks, 22XX never presses, 23XX never answers, 24XX busy).
+cat >"$ROOT/etc/asterisk/alerts.json" <<'EOF'
+{
+  "call": {"channel": "Local/{number}@alert-phones/n",
+           "callerid": "\"Monitoring\" <84955556677>", "wait_time": 4},
+  "contacts": {
+    "c2101": {"number": "2101"}, "c2102": {"number": "2102"},
+    "c2301": {"number": "2301"}, "c2103": {"number": "2103"},
+    "c2201": {"number": "2201"}, "c2104": {"number": "2104"},
+    "c2401": {"number": "2401"}, "c2105": {"number": "2105"},
+    "c2302": {"number": "2302"}, "c2106": {"number": "2106"},
+    "c2107": {"number": "2107"}, "c2108": {"number": "2108"},
+    "c2303": {"number": "2303"}, "c2402": {"number": "2402"}
+  },
+  "chains": {
+    "s1": {"steps": [{"contacts": ["c2101"]}, {"contacts": ["c2102"], "after_seconds": 10}]},
+    "s2": {"steps": [{"contacts": ["c2301"]}, {"contacts": ["c2103"], "after_seconds": 8}]},
+    "s3": {"steps": [{"contacts": ["c2201"]}, {"contacts": ["c2104"], "after_seconds": 8}]},
+    "s4": {"steps": [{"contacts": ["c2401"]}, {"contacts": ["c2105"], "after_seconds": 8}]},
+    "s5": {"steps": [{"contacts": ["c2302"]}, {"contacts": ["c2106"], "after_seconds": 12}]},
+    "s6": {"steps": [{"contacts": ["c2107", "c2108"]}]},
+    "s8": {"steps": [{"contacts": ["c2303"]}, {"contacts": ["c2402"], "after_seconds": 5}]}
+  },
+  "speech": {"engine": "espeak-ng", "language": "en", "voices": {"en": "en-us"}},
+  "ack_digit": "1",
+  "state_dir": "/var/lib/asterisk/autodial",
+  "spool_dir": "/var/spool/asterisk"
+}
+EOF
 
 # The test config: the sample's shape, with Local channels for phones and trunk.
 write_config() { # $1: extra JSON members (with a leading comma) or empty
@@ -147,6 +190,9 @@ EOF
 write_config ""
 
 install -m 0755 "$CALLBACK" "$AGIDIR/callback"
+install -m 0755 "$ALERT" "$AGIDIR/alert"
+install -m 0755 "$AUTODIAL" "$ROOT/usr/local/bin/autodial"
+rm -rf "$ROOT/var/lib/asterisk/autodial"
 rm -rf "$SPOOL/outgoing" "$SPOOL/outgoing_done" "$SPOOL/tmp" "$ROOT/var/log/asterisk"
 mkdir -p "$SPOOL/outgoing" "$SPOOL/tmp" "$ROOT/var/log/asterisk/cdr-csv"
 chroot "$ROOT" chown -R asterisk:asterisk /etc/asterisk /var/spool/asterisk /var/lib/asterisk \
@@ -408,6 +454,103 @@ else
     grep "nul.call" "$LOG" | tail -5; cat "$WORK/nul.out"
 fi
 wait_gone "nul.call" 30 || true
+
+# --- phone alerts (issue 11): eight scenarios at once, on Local phones ------
+# `autodial alert` runs inside the chroot (as root it becomes the spool's
+# owner, asterisk), so the paths it stores are the ones Asterisk sees.
+ALOG=$ROOT/var/log/asterisk/autodial-alert.log
+adial() { chroot "$ROOT" /usr/local/bin/autodial "$@"; }
+ashow() { adial alert show "$1" --json; }
+# outcome ID CONTACT: that contact's call outcome
+outcome() { ashow "$1" | python3 -c "import json,sys; d=json.load(sys.stdin); print(' '.join(c['outcome'] for c in d['calls'] if c['contact']=='$2'))"; }
+field() { ashow "$1" | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['$2'])"; }
+t0=$SECONDS
+for sc in s1 s2 s3 s4 s5 s6 s8; do
+    adial alert raise --id "e2e-$sc" --text "Disk full on db1, scenario $sc" --chain "$sc" >"$WORK/raise-$sc.out" 2>&1 \
+        || { fail "alert $sc: raise failed"; cat "$WORK/raise-$sc.out"; }
+done
+# 5: resolved 3 s after the raise, before its second step (at 12 s)
+sleep 3
+adial alert resolve e2e-s5 >/dev/null || fail "alert 5: resolve failed"
+# wait for every scenario's end (the longest: 2201 listens to all three
+# rounds of the message without pressing, about 30 s)
+while [ $((SECONDS - t0)) -lt 90 ]; do
+    done_all=1
+    [ "$(outcome e2e-s3 c2201)" = answered_no_ack ] || done_all=0
+    [ "$(field e2e-s8 state)" = unacknowledged ] || done_all=0
+    [ "$(outcome e2e-s4 c2105)" = answered_acked ] || done_all=0
+    [ "$(outcome e2e-s2 c2103)" = answered_acked ] || done_all=0
+    [ $((SECONDS - t0)) -ge 20 ] || done_all=0   # past every later step
+    [ "$done_all" = 1 ] && break
+    sleep 1
+done
+sleep 2
+called() { grep -c "Executing \[$1@alert-phones:1\]" "$LOG" || true; }
+# 1: the first contact acks; the second step is never called
+if [ "$(field e2e-s1 state)" = acked ] && [ "$(field e2e-s1 acked_by)" = c2101 ] \
+    && [ "$(outcome e2e-s1 c2101)" = answered_acked ] && [ "$(outcome e2e-s1 c2102)" = cancelled ] \
+    && [ "$(called 2101)" = 1 ] && [ "$(called 2102)" = 0 ] \
+    && grep -q "Alert e2e-s1 call [0-9]*: ACKED" "$LOG"; then
+    pass "alert 1: the first contact pressed 1: acked by c2101, the second step never called"
+else
+    fail "alert 1: state=$(field e2e-s1 state) by=$(field e2e-s1 acked_by) 2101=$(outcome e2e-s1 c2101)/$(called 2101) 2102=$(outcome e2e-s1 c2102)/$(called 2102)"
+fi
+# 2: no answer, then the second step at its offset acks
+if [ "$(outcome e2e-s2 c2301)" = no_answer ] && [ "$(outcome e2e-s2 c2103)" = answered_acked ] \
+    && [ "$(field e2e-s2 acked_by)" = c2103 ] \
+    && grep -q "Alert e2e-s2 call [0-9]* failed: REASON=3" "$LOG"; then
+    pass "alert 2: first contact no_answer (REASON=3), the second called at its offset and acked"
+else
+    fail "alert 2: 2301=$(outcome e2e-s2 c2301) 2103=$(outcome e2e-s2 c2103) by=$(field e2e-s2 acked_by)"
+fi
+# 3: answered without the key; the next step is called
+if [ "$(outcome e2e-s3 c2201)" = answered_no_ack ] && [ "$(outcome e2e-s3 c2104)" = answered_acked ] \
+    && grep -q "Alert e2e-s3 call [0-9]*: NOACK" "$LOG" && [ "$(called 2104)" = 1 ]; then
+    pass "alert 3: answered without the key (NOACK, answered_no_ack); the next step was called and acked"
+else
+    fail "alert 3: 2201=$(outcome e2e-s3 c2201) 2104=$(outcome e2e-s3 c2104)"
+fi
+# 4: busy
+if [ "$(outcome e2e-s4 c2401)" = busy ] && grep -q "Alert e2e-s4 call [0-9]* failed: REASON=5" "$LOG"; then
+    pass "alert 4: a busy phone is recorded busy (REASON=5)"
+else
+    fail "alert 4: 2401=$(outcome e2e-s4 c2401)"
+fi
+# 5: resolved before the second step: never called
+if [ "$(field e2e-s5 state)" = resolved ] && [ "$(outcome e2e-s5 c2106)" = cancelled ] \
+    && [ "$(called 2106)" = 0 ] && ! compgen -G "$SPOOL/outgoing/alert-e2e-s5-*" >/dev/null; then
+    pass "alert 5: resolved before the second step: its call file removed, never called"
+else
+    fail "alert 5: state=$(field e2e-s5 state) 2106=$(outcome e2e-s5 c2106)/$(called 2106)"
+fi
+# 6: two contacts in one step both press: one ack wins, the other is stale
+o6="$(outcome e2e-s6 c2107) $(outcome e2e-s6 c2108)"
+if { [ "$o6" = "answered_acked stale" ] || [ "$o6" = "stale answered_acked" ]; } \
+    && [ "$(grep -c "app_verbose.c: Alert e2e-s6 call [0-9]*: ACKED" "$LOG")" = 1 ] \
+    && [ "$(grep -c "app_verbose.c: Alert e2e-s6 call [0-9]*: STALE" "$LOG")" = 1 ]; then
+    pass "alert 6: both pressed at once: one ACKED, the other heard 'already acknowledged' (stale)"
+else
+    fail "alert 6: outcomes $o6"
+fi
+# 7: the rendered message was played, and it is 8 kHz mono 16-bit
+# (Asterisk names the format it picked, "slin" for an 8 kHz wav, where the
+# extension would be.)
+played=$(grep -oE "<Local/2101@alert-phones-[0-9a-f]+;1> Playing '/var/lib/asterisk/autodial/sounds/[0-9a-f]{16}\.[a-z0-9]+' \(escape_digits=1\)" "$LOG" \
+    | head -1 | grep -oE "/var/lib/asterisk/autodial/sounds/[0-9a-f]{16}" || true)
+fmt=""
+[ -n "$played" ] && fmt=$(python3 -c "import wave,sys; w=wave.open(sys.argv[1]); print(w.getframerate(), w.getnchannels(), w.getsampwidth(), round(w.getnframes()/w.getframerate(),1))" "$ROOT$played.wav" 2>&1)
+if [ -n "$played" ] && [ "${fmt% *}" = "8000 1 2" ]; then
+    pass "alert 7: Asterisk played the rendered message $played.wav: 8000 Hz, mono, 16-bit, ${fmt##* } s"
+else
+    fail "alert 7: played='${played:-none}' format='$fmt'"
+fi
+# 8: nobody acks, the chain runs out
+if [ "$(field e2e-s8 state)" = unacknowledged ] && [ "$(outcome e2e-s8 c2303)" = no_answer ] \
+    && [ "$(outcome e2e-s8 c2402)" = busy ] && grep -q "\[WARN\] alert e2e-s8 unacknowledged" "$ALOG"; then
+    pass "alert 8: nobody acked: no_answer, busy, then unacknowledged (one WARN line)"
+else
+    fail "alert 8: state=$(field e2e-s8 state) 2303=$(outcome e2e-s8 c2303) 2402=$(outcome e2e-s8 c2402)"
+fi
 
 # Warnings during the whole run, for the record.
 grep -E "WARNING|ERROR" "$LOG" | tail -20 >"$WORK/all-warnings" || true
