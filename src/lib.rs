@@ -8,6 +8,7 @@ pub mod callback;
 pub mod callfile;
 pub mod fsio;
 pub mod paths;
+pub mod receiver;
 pub mod schedule;
 pub mod speech;
 

@@ -644,6 +644,14 @@ fn pending_lists_and_cancel_removes() {
         "Channel: Local/1@a\nApplication: Wait\nStartRetry: 1 1 (1)\nEndRetry: 1 1 (2)\n",
     )
     .unwrap();
+    // its own schedule, after now.call's (a written file's mtime is the
+    // kernel's coarse clock, which may lag the precise one set above)
+    fs::File::options()
+        .write(true)
+        .open(d.path().join("outgoing/retrying.call"))
+        .unwrap()
+        .set_modified(SystemTime::now() + Duration::from_secs(1))
+        .unwrap();
     let p = s.pending().unwrap();
     let list: Vec<(&str, u32)> = p
         .iter()

@@ -20,7 +20,8 @@ pub const MAX_LABEL: usize = 256;
 /// Why an operation failed.
 #[derive(Debug)]
 pub enum PagerError {
-    /// Bad input (id, text, labels, an unknown chain): nothing written.
+    /// Bad input (id, text, labels, an unknown chain): nothing written. The
+    /// message starts with the field at fault and a colon.
     Invalid(String),
     /// No chain given and no route matches: nothing written.
     NoRoute(String),
@@ -51,7 +52,7 @@ impl From<StoreError> for PagerError {
 }
 
 /// A raise as asked for.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RaiseRequest {
     pub id: String,
     pub text: String,
@@ -68,8 +69,13 @@ pub enum RaiseOutcome {
         calls: Vec<CallRow>,
         speech_error: Option<String>,
     },
-    /// Firing or acked already: only the text changed.
-    Updated { episode: u32, state: AlertState },
+    /// Firing or acked already: only the text changed (`changed` false:
+    /// not even that, a duplicate).
+    Updated {
+        episode: u32,
+        state: AlertState,
+        changed: bool,
+    },
 }
 
 /// Config, store and spool, opened once per command or process.
@@ -215,7 +221,7 @@ impl Pager {
             .choose_chain(r.chain.as_deref(), &r.labels)
             .map_err(|e| {
                 if r.chain.is_some() {
-                    PagerError::Invalid(e)
+                    PagerError::Invalid(format!("chain: {e}"))
                 } else {
                     PagerError::NoRoute(e)
                 }
@@ -238,7 +244,15 @@ impl Pager {
             speech_error: speech_error.as_deref(),
         };
         match self.store.raise(&new, &planned)? {
-            Raised::Updated { episode, state } => Ok(RaiseOutcome::Updated { episode, state }),
+            Raised::Updated {
+                episode,
+                state,
+                changed,
+            } => Ok(RaiseOutcome::Updated {
+                episode,
+                state,
+                changed,
+            }),
             Raised::New { episode, calls } => {
                 self.publish(&r.id, episode, &calls)?;
                 self.store.mark_published(&r.id, episode)?;

@@ -109,6 +109,56 @@ pub struct AlertView {
     pub calls: Vec<CallRow>,
 }
 
+/// Totals of the whole database, for metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Current episodes by state.
+    pub open_by_state: Vec<(String, i64)>,
+    /// Episodes raised, acknowledged, resolved, run out unacknowledged.
+    pub raised: i64,
+    pub acked: i64,
+    pub resolved: i64,
+    pub unacknowledged: i64,
+    /// Calls by outcome.
+    pub calls: Vec<(String, i64)>,
+    /// Seconds from raise to acknowledgement, one per acked episode.
+    pub ack_delays: Vec<i64>,
+}
+
+impl AlertView {
+    /// The JSON of `autodial alert show --json` (with calls) and `list
+    /// --json` (without), also served by `GET /alerts/{id}` and `/alerts`.
+    /// Times are RFC 3339 UTC, or null.
+    pub fn to_json(&self, with_calls: bool) -> serde_json::Value {
+        use serde_json::{json, Value};
+        let time = |t: Option<i64>| {
+            t.and_then(|s| chrono::DateTime::<chrono::Utc>::from_timestamp(s, 0))
+                .map_or(Value::Null, |d| {
+                    Value::String(d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                })
+        };
+        let mut v = json!({
+            "id": self.id, "episode": self.episode, "state": self.state.as_str(),
+            "text": self.text, "chain": self.chain, "labels": self.labels,
+            "raised_at": time(Some(self.raised_at)), "acked_by": self.acked_by,
+            "acked_at": time(self.acked_at), "resolved_at": time(self.resolved_at),
+            "speech_error": self.speech_error,
+        });
+        if with_calls {
+            v["calls"] = self
+                .calls
+                .iter()
+                .map(|c| {
+                    json!({"id": c.id, "contact": c.contact, "number": c.number,
+                           "step": c.step, "round": c.round, "at": time(Some(c.at)),
+                           "file": c.file, "outcome": c.outcome.as_str()})
+                })
+                .collect();
+        }
+        v
+    }
+}
+
 /// A new alert or episode.
 #[derive(Debug, Clone)]
 pub struct NewAlert<'a> {
@@ -125,8 +175,13 @@ pub struct NewAlert<'a> {
 pub enum Raised {
     /// A new episode with these calls, to publish.
     New { episode: u32, calls: Vec<CallRow> },
-    /// The alert was firing or acked: only its text changed.
-    Updated { episode: u32, state: AlertState },
+    /// The alert was firing or acked: only its text changed (`changed`
+    /// false: the same text, a duplicate).
+    Updated {
+        episode: u32,
+        state: AlertState,
+        changed: bool,
+    },
 }
 
 /// What an acknowledgement or a resolution did.
@@ -268,16 +323,23 @@ impl Store {
         let tx = self.immediate()?;
         let r =
             (|| -> rusqlite::Result<Raised> {
-                let cur: Option<(u32, String)> = tx
+                let cur: Option<(u32, String, String)> = tx
                     .query_row(
-                        "SELECT e.episode, e.state FROM alerts a JOIN episodes e
+                        "SELECT e.episode, e.state, e.text FROM alerts a JOIN episodes e
                      ON e.alert_id = a.id AND e.episode = a.episode WHERE a.id = ?1",
                         [a.id],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                     )
                     .optional()?;
-                if let Some((ep, st)) = &cur {
+                if let Some((ep, st, old_text)) = &cur {
                     let state = AlertState::parse(st).unwrap_or(AlertState::Firing);
+                    if state.is_open() && *old_text == a.text {
+                        return Ok(Raised::Updated {
+                            episode: *ep,
+                            state,
+                            changed: false,
+                        });
+                    }
                     if state.is_open() {
                         tx.execute(
                             "UPDATE episodes SET text = ?1, sounds = ?2, speech_error = ?3
@@ -287,10 +349,11 @@ impl Store {
                         return Ok(Raised::Updated {
                             episode: *ep,
                             state,
+                            changed: true,
                         });
                     }
                 }
-                let episode = cur.map_or(1, |(ep, _)| ep + 1);
+                let episode = cur.map_or(1, |(ep, _, _)| ep + 1);
                 tx.execute(
                     "INSERT INTO alerts (id, episode) VALUES (?1, ?2)
                  ON CONFLICT(id) DO UPDATE SET episode = excluded.episode",
@@ -639,6 +702,55 @@ impl Store {
             )
             .optional()
             .map_err(|e| self.err(e))
+    }
+
+    /// Checks the database can be written now (a write lock taken and
+    /// given back).
+    pub fn check_writable(&mut self) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let tx = self.immediate()?;
+        tx.rollback().map_err(|e| StoreError {
+            path,
+            message: e.to_string(),
+        })
+    }
+
+    /// Totals for metrics, read at scrape time (several processes write).
+    pub fn counts(&self) -> Result<Counts, StoreError> {
+        let q = |sql: &str| -> Result<Vec<(String, i64)>, StoreError> {
+            let mut st = self.conn.prepare(sql).map_err(|e| self.err(e))?;
+            let rows = st
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|rows| rows.collect())
+                .map_err(|e| self.err(e));
+            rows
+        };
+        let one = |sql: &str| -> Result<i64, StoreError> {
+            self.conn
+                .query_row(sql, [], |r| r.get(0))
+                .map_err(|e| self.err(e))
+        };
+        let mut st = self
+            .conn
+            .prepare("SELECT acked_at - raised_at FROM episodes WHERE acked_at IS NOT NULL")
+            .map_err(|e| self.err(e))?;
+        let ack_delays = st
+            .query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err(e))?;
+        Ok(Counts {
+            open_by_state: q("SELECT e.state, COUNT(*) FROM alerts a JOIN episodes e
+                 ON e.alert_id = a.id AND e.episode = a.episode GROUP BY e.state")?,
+            raised: one("SELECT COUNT(*) FROM episodes")?,
+            acked: one("SELECT COUNT(*) FROM episodes WHERE acked_at IS NOT NULL")?,
+            resolved: one("SELECT COUNT(*) FROM episodes WHERE resolved_at IS NOT NULL")?,
+            unacknowledged: one(
+                "SELECT COUNT(*) FROM episodes WHERE acked_at IS NULL AND ended_at IS NOT NULL
+                 AND (resolved_at IS NULL OR ended_at < resolved_at)",
+            )?,
+            calls: q("SELECT outcome, COUNT(*) FROM calls GROUP BY outcome")?,
+            ack_delays,
+        })
     }
 
     /// Alert `id` (its current episode) with its calls.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use agi_callback::alert::config::{default_path, AlertsConfig};
 use agi_callback::alert::pager::{check_request, Pager, PagerError, RaiseOutcome, RaiseRequest};
-use agi_callback::alert::store::{AlertView, Change};
+use agi_callback::alert::store::Change;
 use agi_callback::escape_bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use clap::{Args, Subcommand};
@@ -102,29 +102,6 @@ fn shown(t: Option<i64>) -> String {
     }
 }
 
-/// The JSON of one alert, as `show --json` (with calls) and `list --json`
-/// (without) print it.
-pub fn view_json(a: &AlertView, with_calls: bool) -> Value {
-    let mut v = json!({
-        "id": a.id, "episode": a.episode, "state": a.state.as_str(), "text": a.text,
-        "chain": a.chain, "labels": a.labels, "raised_at": time(Some(a.raised_at)),
-        "acked_by": a.acked_by, "acked_at": time(a.acked_at),
-        "resolved_at": time(a.resolved_at), "speech_error": a.speech_error,
-    });
-    if with_calls {
-        v["calls"] = a
-            .calls
-            .iter()
-            .map(|c| {
-                json!({"id": c.id, "contact": c.contact, "number": c.number, "step": c.step,
-                       "round": c.round, "at": time(Some(c.at)), "file": c.file,
-                       "outcome": c.outcome.as_str()})
-            })
-            .collect();
-    }
-    v
-}
-
 fn fail(e: PagerError) -> u8 {
     eprintln!("autodial alert: {e}");
     match e {
@@ -170,7 +147,13 @@ pub fn run(a: AlertArgs) -> u8 {
         let checked = check_request(&r).and_then(|()| {
             cfg.choose_chain(chain.as_deref(), &labels)
                 .map(|_| ())
-                .map_err(PagerError::Invalid)
+                .map_err(|e| {
+                    if chain.is_some() {
+                        PagerError::Invalid(format!("chain: {e}"))
+                    } else {
+                        PagerError::NoRoute(e)
+                    }
+                })
         });
         if let Err(e) = checked {
             return fail(e);
@@ -249,7 +232,7 @@ fn raise(p: &mut Pager, r: &RaiseRequest, as_json: bool) -> u8 {
             }
             0
         }
-        Ok(RaiseOutcome::Updated { episode, state }) => {
+        Ok(RaiseOutcome::Updated { episode, state, .. }) => {
             if as_json {
                 println!(
                     "{}",
@@ -318,7 +301,7 @@ fn list(p: &Pager, all: bool, as_json: bool) -> u8 {
         Err(e) => return fail(e.into()),
     };
     if as_json {
-        let arr: Vec<Value> = v.iter().map(|a| view_json(a, false)).collect();
+        let arr: Vec<Value> = v.iter().map(|a| a.to_json(false)).collect();
         println!("{}", Value::Array(arr));
         return 0;
     }
@@ -355,7 +338,7 @@ fn show(p: &Pager, id: &str, as_json: bool) -> u8 {
         Err(e) => return fail(e.into()),
     };
     if as_json {
-        println!("{}", view_json(&a, true));
+        println!("{}", a.to_json(true));
         return 0;
     }
     println!("id:          {}", a.id);

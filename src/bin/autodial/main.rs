@@ -78,6 +78,10 @@ enum Cmd {
     /// person until someone acknowledges
     #[command(after_help = alert::AFTER_HELP)]
     Alert(alert::AlertArgs),
+    /// Receive webhooks (Alertmanager, Grafana, scripts) and page people
+    /// by phone: a long-running HTTP/1.1 service
+    #[command(after_help = SERVE_HELP)]
+    Serve(ServeArgs),
     /// Remove pending call files from outgoing/
     #[command(after_help = AFTER_HELP)]
     Cancel {
@@ -88,6 +92,94 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+const SERVE_HELP: &str = "\
+Endpoints: POST /alertmanager (webhook version 4), POST /grafana, POST
+/alerts (generic: {\"id\", \"text\", \"chain\", \"labels\", \"status\"}), GET /alerts,
+GET /alerts/{id}, POST /alerts/{id}/ack, GET /healthz, GET /metrics.
+
+A 2xx means the alert is stored and its call files are queued. SIGTERM:
+stop accepting, finish requests in flight (10 s at most), exit 0.
+Exit status: 0 after SIGTERM; 1 failure (config, database, address);
+2 invalid arguments (a non-loopback address without a token).";
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Address and port to listen on
+    #[arg(long, default_value = "127.0.0.1:9095", value_name = "ADDR:PORT")]
+    listen: std::net::SocketAddr,
+    /// alerts.json [default: $AUTODIAL_ALERTS, else $AST_CONFIG_DIR/alerts.json]
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// A file holding the bearer token every request but GET /healthz must
+    /// send (Authorization: Bearer <token>)
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Listen on a non-loopback address without a token (not recommended)
+    #[arg(long)]
+    insecure_no_auth: bool,
+}
+
+fn serve(a: ServeArgs) -> u8 {
+    let token = match &a.token_file {
+        Some(p) => match agi_callback::fsio::open_regular(p, true).and_then(|(mut f, _)| {
+            let mut s = String::new();
+            f.by_ref().take(4097).read_to_string(&mut s)?;
+            Ok(s)
+        }) {
+            Ok(t) => {
+                let t = t.trim_end_matches(['\n', '\r']).to_string();
+                if t.is_empty() || t.len() > 4096 || t.contains(char::is_whitespace) {
+                    return usage(format!(
+                        "--token-file {}: one token of 1-4096 characters without blanks",
+                        p.display()
+                    ));
+                }
+                Some(t.into_bytes())
+            }
+            Err(e) => {
+                eprintln!("autodial serve: --token-file {}: {e}", p.display());
+                return EXIT_FAILURE;
+            }
+        },
+        None => None,
+    };
+    if token.is_none() && !a.listen.ip().is_loopback() && !a.insecure_no_auth {
+        return usage(format!(
+            "refusing to listen on {} without --token-file (add --insecure-no-auth to do it anyway)",
+            a.listen
+        ));
+    }
+    let path = a
+        .config
+        .clone()
+        .unwrap_or_else(agi_callback::alert::config::default_path);
+    let cfg = match agi_callback::alert::config::AlertsConfig::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("autodial serve: {e}");
+            return EXIT_FAILURE;
+        }
+    };
+    if let Err(e) = agi_callback::fsio::become_owner_of(&cfg.spool_dir) {
+        eprintln!(
+            "autodial serve: cannot act as the owner of {}: {e}",
+            cfg.spool_dir.display()
+        );
+        return EXIT_FAILURE;
+    }
+    match agi_callback::receiver::server::serve(agi_callback::receiver::server::Options {
+        listen: a.listen,
+        token,
+        config: cfg,
+    }) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("autodial serve: {e}");
+            EXIT_FAILURE
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -167,7 +259,10 @@ fn main() -> ExitCode {
     let spool = Spool::new(&cli.spool_dir);
     // As root, act as the spool's owner (Asterisk's user) before touching
     // it: that user can replace outgoing/ with a symlink to anywhere.
-    if !matches!(cli.command, Cmd::Check { .. } | Cmd::Alert(_)) {
+    if !matches!(
+        cli.command,
+        Cmd::Check { .. } | Cmd::Alert(_) | Cmd::Serve(_)
+    ) {
         if let Err(e) = agi_callback::fsio::become_owner_of(&cli.spool_dir) {
             eprintln!(
                 "autodial: cannot act as the owner of {}: {e}",
@@ -182,6 +277,7 @@ fn main() -> ExitCode {
         Cmd::List { json } => list(&spool, json),
         Cmd::Cancel { names, json } => cancel(&spool, &names, json),
         Cmd::Alert(a) => alert::run(a),
+        Cmd::Serve(a) => serve(a),
     };
     ExitCode::from(code)
 }

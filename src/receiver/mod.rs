@@ -1,0 +1,8 @@
+//! `autodial serve`: Alertmanager, Grafana and any script page people by
+//! phone over HTTP. The payloads ([`payload`]) are pure data; the server
+//! ([`server`], axum on tokio, only with the `serve` feature) calls the
+//! same [`crate::alert::pager`] operations as the command line.
+
+pub mod payload;
+#[cfg(feature = "serve")]
+pub mod server;
