@@ -60,6 +60,7 @@ ast() { chroot "$ROOT" asterisk -rx "$1"; }
 
 cleanup() {
     set +e
+    [ -n "${SERVE_PID:-}" ] && kill "$SERVE_PID" 2>/dev/null
     if chroot "$ROOT" asterisk -rx "core show version" >/dev/null 2>&1; then
         chroot "$ROOT" asterisk -rx "core stop now" >/dev/null 2>&1
     fi
@@ -149,8 +150,10 @@ cat >"$ROOT/etc/asterisk/alerts.json" <<'EOF'
     "c2401": {"number": "2401"}, "c2105": {"number": "2105"},
     "c2302": {"number": "2302"}, "c2106": {"number": "2106"},
     "c2107": {"number": "2107"}, "c2108": {"number": "2108"},
-    "c2303": {"number": "2303"}, "c2402": {"number": "2402"}
+    "c2303": {"number": "2303"}, "c2402": {"number": "2402"},
+    "c2109": {"number": "2109"}, "c2110": {"number": "2110"}
   },
+  "routes": [{"match": {"team": "db"}, "chain": "amdb"}, {"match": {"team": "ops"}, "chain": "amops"}],
   "chains": {
     "s1": {"steps": [{"contacts": ["c2101"]}, {"contacts": ["c2102"], "after_seconds": 10}]},
     "s2": {"steps": [{"contacts": ["c2301"]}, {"contacts": ["c2103"], "after_seconds": 8}]},
@@ -158,7 +161,9 @@ cat >"$ROOT/etc/asterisk/alerts.json" <<'EOF'
     "s4": {"steps": [{"contacts": ["c2401"]}, {"contacts": ["c2105"], "after_seconds": 8}]},
     "s5": {"steps": [{"contacts": ["c2302"]}, {"contacts": ["c2106"], "after_seconds": 12}]},
     "s6": {"steps": [{"contacts": ["c2107", "c2108"]}]},
-    "s8": {"steps": [{"contacts": ["c2303"]}, {"contacts": ["c2402"], "after_seconds": 5}]}
+    "s8": {"steps": [{"contacts": ["c2303"]}, {"contacts": ["c2402"], "after_seconds": 5}]},
+    "amdb": {"steps": [{"contacts": ["c2109"]}]},
+    "amops": {"steps": [{"contacts": ["c2110"], "after_seconds": 20}]}
   },
   "speech": {"engine": "espeak-ng", "language": "en", "voices": {"en": "en-us"}},
   "ack_digit": "1",
@@ -464,7 +469,24 @@ ashow() { adial alert show "$1" --json; }
 # outcome ID CONTACT: that contact's call outcome
 outcome() { ashow "$1" | python3 -c "import json,sys; d=json.load(sys.stdin); print(' '.join(c['outcome'] for c in d['calls'] if c['contact']=='$2'))"; }
 field() { ashow "$1" | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['$2'])"; }
+# The webhook receiver, in the chroot too (as root it becomes asterisk).
+echo "e2e-token-$$" >"$ROOT/etc/asterisk/autodial-serve.token"
+chroot "$ROOT" /usr/local/bin/autodial serve --listen 127.0.0.1:9095 \
+    --token-file /etc/asterisk/autodial-serve.token 2>"$WORK/serve.log" &
+SERVE_PID=$!
+for _ in $(seq 1 100); do
+    curl -fsS http://127.0.0.1:9095/healthz >/dev/null 2>&1 && break
+    sleep 0.1
+done
+AM=$TOP/fixtures/alertmanager-0.25
+post() { curl -sS -H "Authorization: Bearer e2e-token-$$" -H 'Content-Type: application/json' \
+    --data-binary "@$AM/$1" http://127.0.0.1:9095/alertmanager; }
 t0=$SECONDS
+# the DiskFull group (team db): a phone that presses 1; then a replica's copy
+r1=$(post 01-firing-group-two-alerts.json) || true
+r2=$(post 01-firing-group-two-alerts.json) || true
+# the HostDown group (team ops): its call 20 s later; resolved before that
+r3=$(post 02-firing-group-cyrillic-summary.json) || true
 for sc in s1 s2 s3 s4 s5 s6 s8; do
     adial alert raise --id "e2e-$sc" --text "Disk full on db1, scenario $sc" --chain "$sc" >"$WORK/raise-$sc.out" 2>&1 \
         || { fail "alert $sc: raise failed"; cat "$WORK/raise-$sc.out"; }
@@ -472,6 +494,7 @@ done
 # 5: resolved 3 s after the raise, before its second step (at 12 s)
 sleep 3
 adial alert resolve e2e-s5 >/dev/null || fail "alert 5: resolve failed"
+r5=$(post 05-other-group-resolved.json) || true
 # wait for every scenario's end (the longest: 2201 listens to all three
 # rounds of the message without pressing, about 30 s)
 while [ $((SECONDS - t0)) -lt 90 ]; do
@@ -550,6 +573,33 @@ if [ "$(field e2e-s8 state)" = unacknowledged ] && [ "$(outcome e2e-s8 c2303)" =
     pass "alert 8: nobody acked: no_answer, busy, then unacknowledged (one WARN line)"
 else
     fail "alert 8: state=$(field e2e-s8 state) 2303=$(outcome e2e-s8 c2303) 2402=$(outcome e2e-s8 c2402)"
+fi
+
+# the receiver: one call for the DiskFull group though posted twice, acked
+# on the phone; the HostDown group's call removed before it rang
+dbid=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['id'])" "$r1" 2>/dev/null || true)
+opsid=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['id'])" "$r3" 2>/dev/null || true)
+st() { python3 -c "import json,sys; print(json.loads(sys.argv[1])['status'])" "$1" 2>/dev/null || true; }
+if [ -n "$dbid" ] && [ "$(st "$r1")" = raised ] && [ "$(st "$r2")" = duplicate ] \
+    && [ "$(called 2109)" = 1 ] && [ "$(field "$dbid" state)" = acked ] \
+    && [ "$(field "$dbid" acked_by)" = c2109 ]; then
+    pass "serve: an Alertmanager group called a phone that acked it ($dbid); its replica's copy placed no second call"
+else
+    fail "serve: r1=$r1 r2=$r2 calls to 2109=$(called 2109) state=$(field "$dbid" state)"; tail -5 "$WORK/serve.log"
+fi
+if [ -n "$opsid" ] && [ "$(st "$r5")" = resolved ] && [ "$(field "$opsid" state)" = resolved ] \
+    && [ "$(outcome "$opsid" c2110)" = cancelled ] && [ "$(called 2110)" = 0 ] \
+    && ! compgen -G "$SPOOL/outgoing/alert-$opsid-*" >/dev/null; then
+    pass "serve: the other group's resolved notification removed its pending call before it rang"
+else
+    fail "serve: r3=$r3 r5=$r5 state=$(field "$opsid" state) 2110=$(outcome "$opsid" c2110)/$(called 2110)"
+fi
+kill -TERM "$SERVE_PID" 2>/dev/null || true
+serve_rc=0; wait "$SERVE_PID" || serve_rc=$?
+if [ "$serve_rc" = 0 ] && grep -q "POST /alertmanager 200 id=$dbid outcome=duplicate" "$WORK/serve.log"; then
+    pass "serve: one log line per request; SIGTERM: exit 0"
+else
+    fail "serve: exit $serve_rc after SIGTERM"; cat "$WORK/serve.log"
 fi
 
 # Warnings during the whole run, for the record.

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Load benchmark of `autodial serve` (numbers in README.md). Needs wrk
+# (Debian package `wrk`) and a release build; the spool and the database
+# on tmpfs, speech off (the receiver's own cost).
+#
+#   bash benches/serve.sh            # 2 client threads, 20 connections, 15 s a run
+set -euo pipefail
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)"; exit 1; }
+(cd "$TOP" && cargo build --release --bin autodial -q)
+BIN=$TOP/target/release/autodial
+D=$(mktemp -d /dev/shm/autodial-serve-bench.XXXXXX)
+trap 'kill "$PID" 2>/dev/null; rm -rf "$D"' EXIT
+mkdir -p "$D/spool/outgoing" "$D/spool/tmp"
+cat >"$D/alerts.json" <<JSON
+{"call": {"channel": "PJSIP/{number}@sip-provider"},
+ "contacts": {"a": {"number": "1001"}, "b": {"number": "1002"}},
+ "chains": {"db": {"steps": [{"contacts": ["a"]}, {"contacts": ["b"], "after_seconds": 120}]}},
+ "routes": [{"chain": "db"}],
+ "speech": {"engine": "none"},
+ "state_dir": "$D/state", "spool_dir": "$D/spool"}
+JSON
+echo bench-token >"$D/token"
+"$BIN" serve --listen 127.0.0.1:19095 --config "$D/alerts.json" --token-file "$D/token" 2>"$D/serve.log" &
+PID=$!
+for _ in $(seq 1 100); do curl -fsS http://127.0.0.1:19095/healthz >/dev/null 2>&1 && break; sleep 0.1; done
+BODY=$(cat "$TOP/fixtures/alertmanager-0.25/01-firing-group-two-alerts.json")
+rss() { awk '/VmRSS/ {print $2}' "/proc/$PID/status"; }
+
+cat >"$D/dup.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer bench-token"
+wrk.body = [==[$BODY]==]
+LUA
+cat >"$D/new.lua" <<LUA
+local counter = 0
+local tid = 0
+function setup(thread) tid = tid + 1; thread:set("id", tid) end
+function init(args) counter = 0 end
+local body = [==[$BODY]==]
+function request()
+  counter = counter + 1
+  local b = body:gsub('"groupKey":"[^"]*', '"groupKey":"bench-' .. id .. '-' .. counter)
+  return wrk.format("POST", "/alertmanager",
+    {["Content-Type"] = "application/json", ["Authorization"] = "Bearer bench-token"}, b)
+end
+LUA
+# one firing first, so the duplicates are duplicates
+curl -fsS -H "Authorization: Bearer bench-token" -d "$BODY" http://127.0.0.1:19095/alertmanager >/dev/null
+echo "RSS after start: $(rss) KiB"
+echo "== duplicate firing payload (the same group over and over)"
+wrk -t2 -c20 -d15s --latency -s "$D/dup.lua" http://127.0.0.1:19095/alertmanager | grep -E "Requests/sec|50%|99%|requests in|Non-2xx"
+echo "RSS: $(rss) KiB"
+echo "== new groups (a new alert and its 2 call files each)"
+wrk -t2 -c20 -d15s --latency -s "$D/new.lua" http://127.0.0.1:19095/alertmanager | grep -E "Requests/sec|50%|99%|requests in|Non-2xx"
+echo "RSS: $(rss) KiB; call files: $(ls "$D/spool/outgoing" | wc -l)"
+echo "== memory over 100,000 more duplicate requests"
+before=$(rss)
+wrk -t2 -c20 -d60s -s "$D/dup.lua" http://127.0.0.1:19095/alertmanager >"$D/long.out" &
+W=$!
+n=0
+while kill -0 "$W" 2>/dev/null; do sleep 5; n=$((n + 5)); echo "  after ${n} s: $(rss) KiB"; done
+grep -E "requests in" "$D/long.out"
+echo "RSS before: $before KiB, after: $(rss) KiB"
