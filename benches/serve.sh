@@ -41,7 +41,7 @@ function init(args) counter = 0 end
 local body = [==[$BODY]==]
 function request()
   counter = counter + 1
-  local b = body:gsub('"groupKey":"[^"]*', '"groupKey":"bench-' .. id .. '-' .. counter)
+  local b = body:gsub('{}:{alertname=', 'bench-' .. id .. '-' .. counter .. ':{alertname=')
   return wrk.format("POST", "/alertmanager",
     {["Content-Type"] = "application/json", ["Authorization"] = "Bearer bench-token"}, b)
 end
@@ -52,8 +52,10 @@ echo "RSS after start: $(rss) KiB"
 echo "== duplicate firing payload (the same group over and over)"
 wrk -t2 -c20 -d15s --latency -s "$D/dup.lua" http://127.0.0.1:19095/alertmanager | grep -E "Requests/sec|50%|99%|requests in|Non-2xx"
 echo "RSS: $(rss) KiB"
-echo "== new groups (a new alert and its 2 call files each)"
-wrk -t2 -c20 -d15s --latency -s "$D/new.lua" http://127.0.0.1:19095/alertmanager | grep -E "Requests/sec|50%|99%|requests in|Non-2xx"
+for c in 20 4; do
+    echo "== new groups (a new alert and its 2 call files each), $c connections"
+    wrk -t2 -c$c -d15s --latency -s "$D/new.lua" http://127.0.0.1:19095/alertmanager | grep -E "Requests/sec|50%|99%|requests in|Non-2xx"
+done
 echo "RSS: $(rss) KiB; call files: $(ls "$D/spool/outgoing" | wc -l)"
 echo "== memory over 100,000 more duplicate requests"
 before=$(rss)
