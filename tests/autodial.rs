@@ -842,3 +842,37 @@ fn run_as_root_acts_as_the_spool_owner_and_never_follows_a_symlinked_outgoing() 
     assert_eq!(o.status.code(), Some(1), "{}", err(&o));
     assert!(victim.path().join("keep").exists());
 }
+
+#[test]
+fn generated_man_pages_and_completions_cover_every_subcommand() {
+    let d = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_autodial"))
+        .arg("generate-docs")
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let main = fs::read_to_string(d.path().join("man/autodial.1")).unwrap();
+    for sub in ["call", "check", "list", "cancel", "alert", "serve"] {
+        assert!(main.contains(&format!("autodial\\-{sub}(1)")), "{sub}");
+        assert!(
+            d.path().join(format!("man/autodial-{sub}.1")).is_file(),
+            "{sub}"
+        );
+    }
+    assert!(
+        !main.contains("generate"),
+        "the hidden command stays hidden"
+    );
+    let cb = fs::read_to_string(d.path().join("man/callback.8")).unwrap();
+    assert!(
+        cb.contains("CALLBACK_STATUS") && cb.contains(".TH callback 8"),
+        "{cb}"
+    );
+    let al = fs::read_to_string(d.path().join("man/alert.8")).unwrap();
+    assert!(al.contains("ALERT_STATUS") && al.contains(".TH alert 8"));
+    for f in ["autodial.bash", "_autodial", "autodial.fish"] {
+        let c = fs::read_to_string(d.path().join("completions").join(f)).unwrap();
+        assert!(c.contains("alert") && c.contains("serve"), "{f}");
+    }
+}

@@ -16,6 +16,23 @@ use std::fmt;
 
 pub use config::{AlertsConfig, Chain, Step};
 
+/// The `alert` AGI program's `--help` (also its man page, alert(8)).
+pub const AGI_HELP: &str = "\
+alert: Asterisk AGI program of phone alerts (see `autodial alert`).
+
+Dialplan (agi-bin/extensions_alert.conf):
+    [autodial-alert]
+    exten => s,1,Answer()
+     same => n,AGI(alert,${ALERT_CALL})
+    exten => failed,1,AGI(alert,${ALERT_CALL},failed,${REASON})
+
+Config: $AUTODIAL_ALERTS, else $AST_CONFIG_DIR/alerts.json, else
+/etc/asterisk/alerts.json. Log: $AST_LOG_DIR/autodial-alert.log.
+
+Sets ALERT_STATUS to ACKED, NOACK, STALE, RECORDED or ERROR.
+Exit status 0, or 1 on ERROR.
+";
+
 /// Most bytes in an alert id.
 pub const MAX_ID: usize = 64;
 /// Most bytes of alert text kept (a monitoring system's text can be long;

@@ -26,22 +26,6 @@ use agi_callback::alert::{AlertState, Outcome};
 use agi_callback::speech::{self, Phrase};
 use agi_callback::{escape_bytes, fsio, paths};
 
-const HELP: &str = "\
-alert: Asterisk AGI program of phone alerts (see `autodial alert`).
-
-Dialplan (agi-bin/extensions_alert.conf):
-    [autodial-alert]
-    exten => s,1,Answer()
-     same => n,AGI(alert,${ALERT_CALL})
-    exten => failed,1,AGI(alert,${ALERT_CALL},failed,${REASON})
-
-Config: $AUTODIAL_ALERTS, else $AST_CONFIG_DIR/alerts.json, else
-/etc/asterisk/alerts.json. Log: $AST_LOG_DIR/autodial-alert.log.
-
-Sets ALERT_STATUS to ACKED, NOACK, STALE, RECORDED or ERROR.
-Exit status 0, or 1 on ERROR.
-";
-
 /// Rounds of message + wait.
 const ROUNDS: usize = 3;
 /// Milliseconds to wait for the digit after each message.
@@ -58,7 +42,7 @@ fn main() {
     if !by_asterisk {
         match args.first().map(String::as_str) {
             Some("--help") | Some("-h") => {
-                print!("{HELP}");
+                print!("{}", agi_callback::alert::AGI_HELP);
                 return;
             }
             Some("--version") | Some("-V") => {

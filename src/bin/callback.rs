@@ -23,27 +23,6 @@ use agi_callback::callfile::{PublishError, Spool};
 use agi_callback::{escape_bytes, fsio};
 use log::{debug, info, LevelFilter};
 
-const HELP: &str = "\
-callback: Asterisk AGI program that queues a callback for permitted callers.
-
-Dialplan:
-    exten => 84955556677,1,AGI(callback)           ; number from caller ID
-    exten => 84955556677,1,AGI(callback,${NUMBER}) ; number from argument 1
-    same  => n,GotoIf($[\"${CALLBACK_STATUS}\" = \"QUEUED\"]?done)
-
-Usage:
-    callback [NUMBER]    run as AGI: env block on stdin, commands on stdout
-    callback --demo      run once on a built-in env block and config, with a
-                         scripted Asterisk; writes ./callback-demo/
-    callback --help | --version
-
-Config (JSON): $CALLBACK_CONFIG, else $AST_CONFIG_DIR/callback.json, else
-/etc/asterisk/callback.json. See README.md for every key.
-
-Sets CALLBACK_STATUS to QUEUED, DUPLICATE, DENIED, INVALID, THROTTLED or
-ERROR (and CALLBACK_FILE when QUEUED). Exit status 0, or 1 on ERROR.
-";
-
 /// Stale staging files of ours older than this are removed on each run.
 const STALE_STAGING: Duration = Duration::from_secs(60);
 
@@ -78,7 +57,7 @@ fn real_main() -> libc::c_int {
     if !by_asterisk {
         match args.first().and_then(|a| a.to_str()) {
             Some("--help") | Some("-h") if args.len() == 1 => {
-                print!("{HELP}");
+                print!("{}", callback::HELP);
                 return 0;
             }
             Some("--version") | Some("-V") if args.len() == 1 => {

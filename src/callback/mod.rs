@@ -11,6 +11,28 @@ pub mod state;
 
 pub use config::{Config, ConfigError, Rewrite};
 
+/// The `callback` program's `--help` (also its man page, callback(8)).
+pub const HELP: &str = "\
+callback: Asterisk AGI program that queues a callback for permitted callers.
+
+Dialplan:
+    exten => 84955556677,1,AGI(callback)           ; number from caller ID
+    exten => 84955556677,1,AGI(callback,${NUMBER}) ; number from argument 1
+    same  => n,GotoIf($[\"${CALLBACK_STATUS}\" = \"QUEUED\"]?done)
+
+Usage:
+    callback [NUMBER]    run as AGI: env block on stdin, commands on stdout
+    callback --demo      run once on a built-in env block and config, with a
+                         scripted Asterisk; writes ./callback-demo/
+    callback --help | --version
+
+Config (JSON): $CALLBACK_CONFIG, else $AST_CONFIG_DIR/callback.json, else
+/etc/asterisk/callback.json. See README.md for every key.
+
+Sets CALLBACK_STATUS to QUEUED, DUPLICATE, DENIED, INVALID, THROTTLED or
+ERROR (and CALLBACK_FILE when QUEUED). Exit status 0, or 1 on ERROR.
+";
+
 /// Most digits a number may have (E.164 allows 15; local prefixes add a few).
 pub const MAX_DIGITS: usize = 20;
 /// Name prefix of the call files this program queues.

@@ -50,11 +50,30 @@ if [ ! -x "$ROOT/usr/bin/espeak-ng" ]; then
         || { tail -20 "$WORK/espeak.log"; die "cannot install espeak-ng in the chroot"; }
 fi
 
-echo "e2e: building release binaries"
-(cd "$TOP" && cargo build --release --bins -q) || die "cargo build failed"
-CALLBACK=$TOP/target/release/callback
-AUTODIAL=$TOP/target/release/autodial
-ALERT=$TOP/target/release/alert
+# With E2E_DEB=path/to/agi-callback.deb the suite runs against the
+# installed package: its binaries (/usr/bin, Asterisk's agi-bin), its
+# configs in /etc/asterisk (edited as an admin would) and its dialplan
+# files #included as the README says; then it is removed and purged.
+if [ -n "${E2E_DEB:-}" ]; then
+    [ -f "$E2E_DEB" ] || die "E2E_DEB=$E2E_DEB: no such file"
+    chroot "$ROOT" dpkg -P agi-callback >/dev/null 2>&1 || true
+    cp "$E2E_DEB" "$ROOT/tmp/agi-callback.deb"
+    chroot "$ROOT" dpkg -i /tmp/agi-callback.deb >"$WORK/dpkg.log" 2>&1 \
+        || { cat "$WORK/dpkg.log"; die "dpkg -i failed"; }
+    rm -f "$ROOT/tmp/agi-callback.deb"
+    echo "e2e: installed $(basename "$E2E_DEB") in the chroot"
+    CALLBACK=$AGIDIR/callback
+    ALERT=$AGIDIR/alert
+    AUTODIAL=$ROOT/usr/bin/autodial
+    CHROOT_AUTODIAL=/usr/bin/autodial
+else
+    echo "e2e: building release binaries"
+    (cd "$TOP" && cargo build --release --bins -q) || die "cargo build failed"
+    CALLBACK=$TOP/target/release/callback
+    AUTODIAL=$TOP/target/release/autodial
+    ALERT=$TOP/target/release/alert
+    CHROOT_AUTODIAL=/usr/local/bin/autodial
+fi
 
 ast() { chroot "$ROOT" asterisk -rx "$1"; }
 
@@ -134,9 +153,9 @@ writeprotect=yes
 EOF
 # users.conf is deprecated and only makes pbx_config warn.
 rm -f "$ROOT/etc/asterisk/users.conf"
-install -m 0644 "$TOP/agi-bin/extensions_callback.conf" "$ROOT/etc/asterisk/"
+[ -n "${E2E_DEB:-}" ] || install -m 0644 "$TOP/agi-bin/extensions_callback.conf" "$ROOT/etc/asterisk/"
 install -m 0644 "$TOP/tests/e2e/extensions_test.conf" "$ROOT/etc/asterisk/"
-install -m 0644 "$TOP/agi-bin/extensions_alert.conf" "$ROOT/etc/asterisk/"
+[ -n "${E2E_DEB:-}" ] || install -m 0644 "$TOP/agi-bin/extensions_alert.conf" "$ROOT/etc/asterisk/"
 # Phone alerts: every contact a number of its own in [alert-phones]
 # (21XX acks, 22XX never presses, 23XX never answers, 24XX busy).
 cat >"$ROOT/etc/asterisk/alerts.json" <<'EOF'
@@ -194,9 +213,11 @@ EOF
 }
 write_config ""
 
-install -m 0755 "$CALLBACK" "$AGIDIR/callback"
-install -m 0755 "$ALERT" "$AGIDIR/alert"
-install -m 0755 "$AUTODIAL" "$ROOT/usr/local/bin/autodial"
+if [ -z "${E2E_DEB:-}" ]; then
+    install -m 0755 "$CALLBACK" "$AGIDIR/callback"
+    install -m 0755 "$ALERT" "$AGIDIR/alert"
+    install -m 0755 "$AUTODIAL" "$ROOT/usr/local/bin/autodial"
+fi
 rm -rf "$ROOT/var/lib/asterisk/autodial"
 rm -rf "$SPOOL/outgoing" "$SPOOL/outgoing_done" "$SPOOL/tmp" "$ROOT/var/log/asterisk"
 mkdir -p "$SPOOL/outgoing" "$SPOOL/tmp" "$ROOT/var/log/asterisk/cdr-csv"
@@ -464,14 +485,14 @@ wait_gone "nul.call" 30 || true
 # `autodial alert` runs inside the chroot (as root it becomes the spool's
 # owner, asterisk), so the paths it stores are the ones Asterisk sees.
 ALOG=$ROOT/var/log/asterisk/autodial-alert.log
-adial() { chroot "$ROOT" /usr/local/bin/autodial "$@"; }
+adial() { chroot "$ROOT" "$CHROOT_AUTODIAL" "$@"; }
 ashow() { adial alert show "$1" --json; }
 # outcome ID CONTACT: that contact's call outcome
 outcome() { ashow "$1" | python3 -c "import json,sys; d=json.load(sys.stdin); print(' '.join(c['outcome'] for c in d['calls'] if c['contact']=='$2'))"; }
 field() { ashow "$1" | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['$2'])"; }
 # The webhook receiver, in the chroot too (as root it becomes asterisk).
 echo "e2e-token-$$" >"$ROOT/etc/asterisk/autodial-serve.token"
-chroot "$ROOT" /usr/local/bin/autodial serve --listen 127.0.0.1:9095 \
+chroot "$ROOT" "$CHROOT_AUTODIAL" serve --listen 127.0.0.1:9095 \
     --token-file /etc/asterisk/autodial-serve.token 2>"$WORK/serve.log" &
 SERVE_PID=$!
 for _ in $(seq 1 100); do
@@ -600,6 +621,31 @@ if [ "$serve_rc" = 0 ] && grep -q "POST /alertmanager 200 id=$dbid outcome=dupli
     pass "serve: one log line per request; SIGTERM: exit 0"
 else
     fail "serve: exit $serve_rc after SIGTERM"; cat "$WORK/serve.log"
+fi
+
+# --- the package: remove keeps the conffiles, purge leaves nothing of ours --
+if [ -n "${E2E_DEB:-}" ]; then
+    chroot "$ROOT" asterisk -rx "core stop now" >/dev/null 2>&1 || true
+    sleep 1
+    ours="/usr/bin/autodial /usr/share/asterisk/agi-bin/callback /usr/share/asterisk/agi-bin/alert
+        /lib/systemd/system/autodial-serve.service /usr/share/man/man1/autodial.1.gz
+        /usr/share/man/man8/callback.8.gz /usr/share/bash-completion/completions/autodial
+        /usr/share/doc/agi-callback"
+    conffiles="/etc/asterisk/callback.json /etc/asterisk/alerts.json /etc/asterisk/extensions_callback.conf
+        /etc/asterisk/extensions_alert.conf /etc/logrotate.d/agi-callback"
+    runtime="/var/lib/asterisk/autodial /var/spool/asterisk/callback-state /var/log/asterisk/callback.log
+        /var/log/asterisk/autodial-alert.log"
+    left=""; kept=""
+    chroot "$ROOT" dpkg -r agi-callback >"$WORK/dpkg-r.log" 2>&1 || cat "$WORK/dpkg-r.log"
+    for f in $ours; do [ -e "$ROOT$f" ] && left="$left $f"; done
+    for f in $conffiles; do [ -e "$ROOT$f" ] && kept="$kept $f"; done
+    chroot "$ROOT" dpkg -P agi-callback >"$WORK/dpkg-p.log" 2>&1 || cat "$WORK/dpkg-p.log"
+    for f in $ours $conffiles $runtime; do [ -e "$ROOT$f" ] && left="$left $f(purged)"; done
+    if [ -z "$left" ] && [ "$(wc -w <<<"$kept")" = 5 ]; then
+        pass "package: remove kept the 5 conffiles only; purge left nothing of ours (state, logs, spool state gone)"
+    else
+        fail "package: left behind:${left:- nothing}; conffiles kept after remove:${kept:- none}"
+    fi
 fi
 
 # Warnings during the whole run, for the record.

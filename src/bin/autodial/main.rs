@@ -2,6 +2,7 @@
 //! file; check, list and cancel call files; raise and manage phone alerts.
 
 mod alert;
+mod docs;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -34,7 +35,7 @@ of that name exists; nothing changed); 4 not found (cancel).";
 #[command(
     name = "autodial",
     version,
-    about = "Queue, schedule, check, list and cancel Asterisk call files",
+    about = "Queue, schedule, check, list and cancel Asterisk call files; raise phone alerts and receive their webhooks",
     after_help = AFTER_HELP
 )]
 struct Cli {
@@ -82,6 +83,12 @@ enum Cmd {
     /// by phone: a long-running HTTP/1.1 service
     #[command(after_help = SERVE_HELP)]
     Serve(ServeArgs),
+    /// Write the man pages and shell completions into DIR (for packaging)
+    #[command(hide = true)]
+    GenerateDocs {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// Remove pending call files from outgoing/
     #[command(after_help = AFTER_HELP)]
     Cancel {
@@ -259,9 +266,9 @@ fn main() -> ExitCode {
     let spool = Spool::new(&cli.spool_dir);
     // As root, act as the spool's owner (Asterisk's user) before touching
     // it: that user can replace outgoing/ with a symlink to anywhere.
-    if !matches!(
+    if matches!(
         cli.command,
-        Cmd::Check { .. } | Cmd::Alert(_) | Cmd::Serve(_)
+        Cmd::Call(_) | Cmd::List { .. } | Cmd::Cancel { .. }
     ) {
         if let Err(e) = agi_callback::fsio::become_owner_of(&cli.spool_dir) {
             eprintln!(
@@ -278,6 +285,13 @@ fn main() -> ExitCode {
         Cmd::Cancel { names, json } => cancel(&spool, &names, json),
         Cmd::Alert(a) => alert::run(a),
         Cmd::Serve(a) => serve(a),
+        Cmd::GenerateDocs { dir } => match docs::generate(&dir) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("autodial generate-docs: {}: {e}", dir.display());
+                EXIT_FAILURE
+            }
+        },
     };
     ExitCode::from(code)
 }
