@@ -75,6 +75,34 @@ pub fn open_regular(path: &Path, follow: bool) -> io::Result<(File, Metadata)> {
     Ok((f, meta))
 }
 
+/// Reads a whole regular file of at most `max` bytes (a config, a call
+/// file): never blocks on a FIFO; the error says what went wrong.
+pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let (f, meta) = open_regular(path, true).map_err(|e| format!("cannot open: {e}"))?;
+    let mut buf = Vec::with_capacity(meta.len().min(max) as usize + 1);
+    f.take(max + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if buf.len() as u64 > max {
+        return Err(format!("larger than {max} bytes"));
+    }
+    Ok(buf)
+}
+
+/// FNV-1a, 64 bits, over `parts` each followed by a NUL: a stable key for
+/// caches and derived ids (std's hasher may change between releases).
+pub fn fnv64(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for p in parts {
+        for b in p.bytes().chain([0u8]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x100000001b3);
+        }
+    }
+    h
+}
+
 /// `O_NOFOLLOW` on a symbolic link fails with `ELOOP`; say what it means.
 fn symlink_error(e: io::Error, follow: bool) -> io::Error {
     if !follow && e.raw_os_error() == Some(libc::ELOOP) {

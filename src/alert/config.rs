@@ -3,7 +3,6 @@
 //! (a contact in a chain, a chain in a route) is checked at load.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -196,15 +195,7 @@ impl AlertsConfig {
     /// Reads and checks the file at `path`; errors name the file and key.
     pub fn load(path: &Path) -> Result<AlertsConfig, String> {
         let err = |m: String| format!("{}: {m}", path.display());
-        let (f, meta) =
-            crate::fsio::open_regular(path, true).map_err(|e| err(format!("cannot open: {e}")))?;
-        let mut buf = Vec::with_capacity(meta.len().min(MAX_CONFIG) as usize + 1);
-        f.take(MAX_CONFIG + 1)
-            .read_to_end(&mut buf)
-            .map_err(|e| err(format!("cannot read: {e}")))?;
-        if buf.len() as u64 > MAX_CONFIG {
-            return Err(err(format!("larger than {MAX_CONFIG} bytes")));
-        }
+        let buf = crate::fsio::read_bounded(path, MAX_CONFIG).map_err(err)?;
         AlertsConfig::from_json(&buf).map_err(err)
     }
 

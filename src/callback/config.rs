@@ -2,7 +2,6 @@
 //! defaults from Asterisk's environment.
 
 use std::fmt;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::de::{MapAccess, Visitor};
@@ -170,16 +169,7 @@ impl Config {
             message,
         };
         // Never blocks: a FIFO or other non-regular file is refused at once.
-        let (f, meta) =
-            crate::fsio::open_regular(path, true).map_err(|e| err(format!("cannot open: {e}")))?;
-        let size = meta.len().min(MAX_CONFIG) as usize;
-        let mut buf = Vec::with_capacity(size + 1);
-        f.take(MAX_CONFIG + 1)
-            .read_to_end(&mut buf)
-            .map_err(|e| err(format!("cannot read: {e}")))?;
-        if buf.len() as u64 > MAX_CONFIG {
-            return Err(err(format!("larger than {MAX_CONFIG} bytes")));
-        }
+        let buf = crate::fsio::read_bounded(path, MAX_CONFIG).map_err(err)?;
         Config::from_json(&buf).map_err(err)
     }
 

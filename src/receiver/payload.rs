@@ -68,23 +68,14 @@ pub struct Generic {
     pub status: Option<String>,
 }
 
-/// FNV-1a, 64 bits.
-fn fnv(parts: &[&str]) -> u64 {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for p in parts {
-        for b in p.bytes().chain([0u8]) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x100000001b3);
-        }
-    }
-    h
-}
-
 /// The alert id of a group: `prefix` and 16 hex digits of a hash of the
 /// receiver and the group key, the same from every replica and retry, and
 /// never taken raw into a path.
 pub fn group_id(prefix: &str, receiver: &str, group_key: &str) -> String {
-    format!("{prefix}-{:016x}", fnv(&[receiver, group_key]))
+    format!(
+        "{prefix}-{:016x}",
+        crate::fsio::fnv64(&[receiver, group_key])
+    )
 }
 
 /// What one alert says: `summary`, else `description`, else the alert

@@ -73,19 +73,6 @@ pub fn message(cfg: &SpeechCfg, language: &str, text: &str, ack_digit: char) -> 
         .replace("{text}", &clean)
 }
 
-/// FNV-1a, 64 bits: a stable cache key (std's hasher is not stable across
-/// releases).
-fn fnv(parts: &[&str]) -> u64 {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for p in parts {
-        for b in p.bytes().chain([0u8]) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x100000001b3);
-        }
-    }
-    h
-}
-
 /// The voice for `language`: `speech.voices[language]`, else the
 /// language itself.
 pub fn voice(cfg: &SpeechCfg, language: &str) -> String {
@@ -103,7 +90,10 @@ pub fn cache_path(cfg: &SpeechCfg, dir: &Path, voice: &str, text: &str) -> PathB
     } else {
         cfg.engine.clone()
     };
-    dir.join(format!("{:016x}.wav", fnv(&[&engine, voice, text])))
+    dir.join(format!(
+        "{:016x}.wav",
+        crate::fsio::fnv64(&[&engine, voice, text])
+    ))
 }
 
 /// Renders `text` in `voice` into the cache (once); returns the cached
@@ -121,7 +111,7 @@ pub fn render(cfg: &SpeechCfg, dir: &Path, voice: &str, text: &str) -> Result<Pa
     let tmp_raw = dir.join(format!(
         ".engine-{}-{}.wav",
         std::process::id(),
-        fnv(&[text, voice])
+        crate::fsio::fnv64(&[text, voice])
     ));
     let _ = fs::remove_file(&tmp_raw);
     let result = run_engine(cfg, voice, text, &tmp_raw).and_then(|()| {
