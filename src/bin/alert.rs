@@ -109,12 +109,11 @@ impl<R: io::BufRead, W: Write> Agi<R, W> {
     fn play(&mut self, file: &str, digit: Option<char>) -> Option<bool> {
         let esc = digit.map(|d| d.to_string()).unwrap_or_default();
         let cmd = Command::stream_file(file.as_bytes(), esc.as_bytes()).ok()?;
-        match self.send(cmd)? {
-            Reply::Success { .. } => {}
-            _ => return None,
+        let reply = self.send(cmd)?;
+        if !matches!(reply, Reply::Success { .. }) {
+            return None;
         }
-        let code = self.s.last_raw_code();
-        match code {
+        match reply.result_code() {
             Some(c) if digit.is_some_and(|d| c == d as i64) => Some(true),
             Some(-1) => {
                 // A missing file and a dead channel both give -1: a channel
@@ -136,11 +135,11 @@ impl<R: io::BufRead, W: Write> Agi<R, W> {
             if left.is_zero() {
                 return Some(false);
             }
-            match self.send(Command::wait_for_digit(left.as_millis() as i64))? {
-                Reply::Success { .. } => {}
-                _ => return None,
+            let reply = self.send(Command::wait_for_digit(left.as_millis() as i64))?;
+            if !matches!(reply, Reply::Success { .. }) {
+                return None;
             }
-            match self.s.last_raw_code() {
+            match reply.result_code() {
                 Some(0) => return Some(false),
                 Some(-1) => return None,
                 Some(c) if c == digit as i64 => return Some(true),
@@ -154,24 +153,6 @@ impl<R: io::BufRead, W: Write> Agi<R, W> {
 fn is_dead_safe(cmd: &Command) -> bool {
     let b = cmd.as_bytes();
     b.starts_with(b"SET VARIABLE") || b.starts_with(b"VERBOSE") || b.starts_with(b"GET ")
-}
-
-trait LastCode {
-    fn last_raw_code(&self) -> Option<i64>;
-}
-
-impl<R: io::BufRead, W: Write> LastCode for Session<R, W> {
-    /// The `result=` of the last reply.
-    fn last_raw_code(&self) -> Option<i64> {
-        let raw = self.last_raw();
-        let at = raw.windows(7).position(|w| w == b"result=")? + 7;
-        let num: Vec<u8> = raw[at..]
-            .iter()
-            .take_while(|&&b| b == b'-' || b.is_ascii_digit())
-            .copied()
-            .collect();
-        std::str::from_utf8(&num).ok()?.parse().ok()
-    }
 }
 
 /// The file for Asterisk: the path without `.wav`.
