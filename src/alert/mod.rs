@@ -39,6 +39,13 @@ pub const MAX_ID: usize = 64;
 /// what is spoken is bounded by the speech module).
 pub const MAX_TEXT: usize = 4096;
 
+/// Unix seconds as RFC 3339 UTC to the second, as every alert time is
+/// shown (`show`, `list`, the web receiver); `None` outside the calendar.
+pub fn rfc3339(secs: i64) -> Option<String> {
+    chrono::DateTime::<chrono::Utc>::from_timestamp(secs, 0)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
 /// True for an alert id: ASCII letters, digits, `-`, `_`, `.`; 1 to 64
 /// bytes. Such an id can be part of a file name but never a path.
 pub fn valid_id(id: &str) -> bool {

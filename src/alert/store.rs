@@ -132,10 +132,8 @@ impl AlertView {
     pub fn to_json(&self, with_calls: bool) -> serde_json::Value {
         use serde_json::{json, Value};
         let time = |t: Option<i64>| {
-            t.and_then(|s| chrono::DateTime::<chrono::Utc>::from_timestamp(s, 0))
-                .map_or(Value::Null, |d| {
-                    Value::String(d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                })
+            t.and_then(super::rfc3339)
+                .map_or(Value::Null, Value::String)
         };
         let mut v = json!({
             "id": self.id, "episode": self.episode, "state": self.state.as_str(),

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use agi_callback::alert::config::{default_path, AlertsConfig};
 use agi_callback::alert::pager::{check_request, Pager, PagerError, RaiseOutcome, RaiseRequest};
+use agi_callback::alert::rfc3339;
 use agi_callback::alert::store::Change;
 use agi_callback::escape_bytes;
-use chrono::{DateTime, SecondsFormat, Utc};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
@@ -89,17 +89,11 @@ enum AlertCmd {
 }
 
 fn time(t: Option<i64>) -> Value {
-    t.and_then(|s| DateTime::<Utc>::from_timestamp(s, 0))
-        .map_or(Value::Null, |d| {
-            Value::String(d.to_rfc3339_opts(SecondsFormat::Secs, true))
-        })
+    t.and_then(rfc3339).map_or(Value::Null, Value::String)
 }
 
 fn shown(t: Option<i64>) -> String {
-    match time(t) {
-        Value::String(s) => s,
-        _ => "-".into(),
-    }
+    t.and_then(rfc3339).unwrap_or_else(|| "-".into())
 }
 
 fn fail(e: PagerError) -> u8 {
