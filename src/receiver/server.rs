@@ -75,6 +75,12 @@ impl Reply {
             log: LogInfo { id, outcome },
         }
     }
+    /// A 400 for a payload refused by name: our messages start with the
+    /// field at fault and a colon (`id: ...`, `status: ...`).
+    fn invalid(msg: String) -> Reply {
+        let field = msg.split(':').next().map(|f| f.trim().to_string());
+        Reply::error(StatusCode::BAD_REQUEST, msg, field)
+    }
     fn error(status: StatusCode, msg: impl Into<String>, field: Option<String>) -> Reply {
         let msg = msg.into();
         Reply::new(
@@ -135,16 +141,16 @@ async fn with_pager<T: Send + 'static>(
 }
 
 fn pager_error(e: PagerError, id: Option<String>) -> Reply {
-    let (status, field) = match &e {
-        PagerError::Invalid(m) => (
-            StatusCode::BAD_REQUEST,
-            m.split(':').next().map(|f| f.trim().to_string()),
-        ),
-        PagerError::NoRoute(_) => (StatusCode::UNPROCESSABLE_ENTITY, None),
+    let mut r = match &e {
+        PagerError::Invalid(m) => Reply::invalid(m.clone()),
+        PagerError::NoRoute(_) => {
+            Reply::error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string(), None)
+        }
         // The sender retries: nothing was acknowledged.
-        PagerError::Store(_) | PagerError::Spool(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
+        PagerError::Store(_) | PagerError::Spool(_) => {
+            Reply::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None)
+        }
     };
-    let mut r = Reply::error(status, e.to_string(), field);
     r.log.id = id;
     r
 }
@@ -235,10 +241,7 @@ async fn group(app: &Shared, prefix: &str, body: &[u8]) -> Reply {
     }
     match payload::from_group(prefix, &p) {
         Ok(a) => act(app, a).await,
-        Err(e) => {
-            let field = e.split(':').next().map(str::to_string);
-            Reply::error(StatusCode::BAD_REQUEST, e, field)
-        }
+        Err(e) => Reply::invalid(e),
     }
 }
 
@@ -249,10 +252,7 @@ async fn generic(State(app): State<Shared>, body: Bytes) -> Reply {
     };
     match payload::from_generic(&g) {
         Ok(a) => act(&app, a).await,
-        Err(e) => {
-            let field = e.split(':').next().map(str::to_string);
-            Reply::error(StatusCode::BAD_REQUEST, e, field)
-        }
+        Err(e) => Reply::invalid(e),
     }
 }
 
