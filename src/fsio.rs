@@ -175,8 +175,14 @@ pub fn become_owner_of(dir: &Path) -> io::Result<Option<(u32, u32)>> {
         return Ok(None);
     }
     let meta = std::fs::metadata(dir)?;
-    let (uid, gid) = (meta.uid(), meta.gid());
-    if uid == 0 {
+    become_user(meta.uid(), meta.gid())
+}
+
+/// Run as root, becomes `uid`:`gid` (no supplementary groups) unless `uid`
+/// is root. Returns what was taken, `None` when nothing changed.
+pub fn become_user(uid: u32, gid: u32) -> io::Result<Option<(u32, u32)>> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || uid == 0 {
         return Ok(None);
     }
     // SAFETY: plain syscalls with integer arguments; the group list is
@@ -193,6 +199,28 @@ pub fn become_owner_of(dir: &Path) -> io::Result<Option<(u32, u32)>> {
         }
     }
     Ok(Some((uid, gid)))
+}
+
+/// Who alert work acts as: the owner of the spool's `outgoing/` (whose
+/// files Asterisk's user must be able to remove) and of the state
+/// directory (whose database and WAL the AGI, run as Asterisk's user, must
+/// write). They must be one user; a state directory not made yet takes
+/// `outgoing/`'s owner. Pure: the owners (uid, gid) are arguments.
+pub fn choose_owner(
+    outgoing: (&Path, (u32, u32)),
+    state: Option<(&Path, (u32, u32))>,
+) -> Result<(u32, u32), String> {
+    match state {
+        Some((sp, (suid, _))) if suid != outgoing.1 .0 => Err(format!(
+            "{} belongs to uid {} but {} to uid {suid}: make both the user Asterisk runs as \
+             (chown -R asterisk: {})",
+            outgoing.0.display(),
+            outgoing.1 .0,
+            sp.display(),
+            sp.display()
+        )),
+        _ => Ok(outgoing.1),
+    }
 }
 
 /// A regular file of ours, never through a symbolic link.
@@ -237,6 +265,31 @@ pub fn lock(path: &Path, timeout: Duration) -> io::Result<File> {
         }
         std::thread::sleep(pause.min(deadline - now));
         pause = (pause * 2).min(Duration::from_millis(5));
+    }
+}
+
+#[cfg(test)]
+mod owner_tests {
+    use super::choose_owner;
+    use std::path::Path;
+
+    #[test]
+    fn alert_work_acts_as_the_one_owner_of_outgoing_and_the_state() {
+        let (o, s) = (Path::new("/spool/outgoing"), Path::new("/var/lib/x"));
+        assert_eq!(
+            choose_owner((o, (110, 120)), Some((s, (110, 120)))),
+            Ok((110, 120))
+        );
+        // no state directory yet: outgoing's owner creates it
+        assert_eq!(choose_owner((o, (110, 120)), None), Ok((110, 120)));
+        // a root spool whose outgoing is root's but state is Asterisk's: refused
+        let e = choose_owner((o, (0, 0)), Some((s, (110, 120)))).unwrap_err();
+        assert!(
+            e.contains("/spool/outgoing") && e.contains("/var/lib/x"),
+            "{e}"
+        );
+        // all root's: root (Asterisk runs as root there)
+        assert_eq!(choose_owner((o, (0, 0)), Some((s, (0, 0)))), Ok((0, 0)));
     }
 }
 

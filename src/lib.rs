@@ -12,6 +12,22 @@ pub mod receiver;
 pub mod schedule;
 pub mod speech;
 
+/// An error and its sources, `a: b: c`, each said once (a source whose
+/// text its parent already ends with is not repeated).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let t = s.to_string();
+        if !out.ends_with(&t) {
+            out.push_str(": ");
+            out.push_str(&t);
+        }
+        cur = s.source();
+    }
+    out
+}
+
 /// Renders bytes for logs and messages: valid UTF-8 text as-is, `\\`
 /// doubled, control characters and invalid bytes as `\xNN` (or `\u{..}`),
 /// so nothing is dropped and nothing controls a terminal or splits a log line.

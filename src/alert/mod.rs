@@ -12,6 +12,7 @@ pub mod config;
 pub mod pager;
 pub mod store;
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 pub use config::{AlertsConfig, Chain, Step};
@@ -46,6 +47,64 @@ pub fn rfc3339(secs: i64) -> Option<String> {
         .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
+/// Serializes Unix seconds as [`rfc3339`] (null outside the calendar).
+pub fn ser_time<S: serde::Serializer>(t: &i64, s: S) -> Result<S::Ok, S::Error> {
+    match rfc3339(*t) {
+        Some(v) => s.serialize_str(&v),
+        None => s.serialize_none(),
+    }
+}
+
+/// [`ser_time`] for an optional time.
+pub fn ser_opt_time<S: serde::Serializer>(t: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match t.and_then(rfc3339) {
+        Some(v) => s.serialize_str(&v),
+        None => s.serialize_none(),
+    }
+}
+
+/// Most labels kept on an alert, and bytes kept of a label's key or value.
+pub const MAX_LABELS: usize = 64;
+pub const MAX_LABEL: usize = 256;
+
+/// Fits labels from a monitoring system into the stored bounds: the
+/// first [`MAX_LABELS`] (by key) are kept, keys and values cut to
+/// [`MAX_LABEL`] bytes on a character boundary, empty keys dropped.
+/// Returns the labels and how many were dropped or shortened. A real
+/// notification is never refused for its labels' size.
+pub fn fit_labels(labels: &BTreeMap<String, String>) -> (BTreeMap<String, String>, u32) {
+    let mut out = BTreeMap::new();
+    let mut cut_n = 0u32;
+    for (k, v) in labels {
+        if k.is_empty() || out.len() >= MAX_LABELS {
+            cut_n += 1;
+            continue;
+        }
+        let (k2, v2) = (cut(k, MAX_LABEL), cut(v, MAX_LABEL));
+        if k2.len() < k.len() || v2.len() < v.len() {
+            cut_n += 1;
+        }
+        if out.contains_key(k2) {
+            cut_n += 1;
+            continue;
+        }
+        out.insert(k2.to_string(), v2.to_string());
+    }
+    (out, cut_n)
+}
+
+/// Cuts `s` to at most `max` bytes on a character boundary.
+pub fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// True for an alert id: ASCII letters, digits, `-`, `_`, `.`; 1 to 64
 /// bytes. Such an id can be part of a file name but never a path.
 pub fn valid_id(id: &str) -> bool {
@@ -57,7 +116,8 @@ pub fn valid_id(id: &str) -> bool {
 }
 
 /// Where an alert stands (of its current episode).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AlertState {
     Firing,
     Acked,
@@ -99,7 +159,8 @@ impl fmt::Display for AlertState {
 }
 
 /// What became of one planned call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Scheduled,
     Cancelled,
@@ -245,6 +306,27 @@ mod tests {
                 ("anna".into(), 1, 1, 540),
             ]
         );
+    }
+
+    #[test]
+    fn labels_beyond_the_bounds_are_cut_never_refused() {
+        let mut l: BTreeMap<String, String> = (0..65)
+            .map(|i| (format!("k{i:02}"), "v".to_string()))
+            .collect();
+        l.insert("url".into(), "é".repeat(200)); // 400 bytes
+        l.insert(String::new(), "x".into());
+        let (fit, n) = fit_labels(&l);
+        assert_eq!(fit.len(), MAX_LABELS);
+        // 2 dropped past 64, the empty key dropped; "url" sorts last: dropped
+        assert_eq!(n, 3);
+        assert!(fit.values().all(|v| v.len() <= MAX_LABEL));
+        let mut small = BTreeMap::new();
+        small.insert("url".to_string(), "é".repeat(200));
+        let (fit, n) = fit_labels(&small);
+        assert_eq!((fit["url"].len(), n), (256, 1));
+        assert!(fit["url"].chars().all(|c| c == 'é'));
+        let (same, n) = fit_labels(&fit);
+        assert_eq!((same, n), (fit, 0));
     }
 
     #[test]

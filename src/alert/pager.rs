@@ -1,53 +1,89 @@
-//! The few operations every entry point (command line, AGI, web receiver)
-//! calls: raise, acknowledge, resolve, record an outcome. They tie the
-//! config, the store, the speech cache and the spool together; none of the
-//! callers talks SQL or builds call files itself.
+//! The pager: the one door to alert state. Every entry point (the command
+//! line, the `alert` AGI program, the web receiver) starts a [`Pager`] and
+//! calls its methods; nobody else opens the store or touches the spool for
+//! alert work.
+//!
+//! The promise it keeps: a change is answered as done only once the spool
+//! agrees with the database. The database is the ledger: each call row
+//! says whether its file is published and whether its removal is owed
+//! after a cancel. Every raise, ack and resolve of an id first settles what
+//! the spool owes that id ([`Pager::sync`]), so a publish or a removal that
+//! failed (a missing staging directory, ENOSPC, EMFILE, a killed process)
+//! is finished by the next attempt, by [`Pager::finish_all`] (run at start
+//! and by the receiver every few seconds), and reported by
+//! [`Pager::health`] while it is late.
+//!
+//! Publishing and removing the files of one id happen under an exclusive
+//! `flock` of that id (64 lock files, by hash), so a resolve committed
+//! while a raise is still publishing waits for that publish and then
+//! removes every file it owes; a process killed mid-publish drops its lock,
+//! so a raise in progress (locked) is never mistaken for a dead one
+//! (unlocked). Speech is rendered before any of this, outside every lock
+//! other requests need, a few at a time.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::time::{Duration, UNIX_EPOCH};
+use std::fs::File;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use super::config::AlertsConfig;
-use super::store::{CallRow, Change, NewAlert, PhoneAck, PlannedCall, Raised, Store, StoreError};
-use super::{plan, valid_id, AlertState, Outcome, MAX_TEXT};
+use super::store::{
+    AlertView, CallInfo, CallRow, Change, Counts, NewAlert, PhoneAck, PlannedCall, Raised,
+    Recorded, Store, StoreError,
+};
+use super::{fit_labels, plan, valid_id, AlertState, Outcome, MAX_LABEL, MAX_LABELS, MAX_TEXT};
 use crate::callfile::{PublishError, Spool, SpoolError};
 use crate::speech::{self, Phrase};
 
-/// Most labels on an alert, and bytes in a label's key or value.
-pub const MAX_LABELS: usize = 64;
-pub const MAX_LABEL: usize = 256;
+/// Staging files of ours older than this, left by a killed process, are
+/// removed when a pager starts.
+pub const STALE_STAGING: Duration = Duration::from_secs(60);
+/// Health is bad while the spool has owed an alert something this long.
+pub const OWED_LATE_SECS: i64 = 30;
+/// How long a sync waits for another process publishing the same id.
+const ID_LOCK_WAIT: Duration = Duration::from_secs(10);
+/// Lock files for ids (by hash).
+const ID_LOCKS: u64 = 64;
+/// Renders at once in one process (each runs an engine process).
+const RENDERS: usize = 2;
 
 /// Why an operation failed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum PagerError {
     /// Bad input (id, text, labels, an unknown chain): nothing written. The
     /// message starts with the field at fault and a colon.
+    #[error("{0}")]
     Invalid(String),
     /// No chain given and no route matches: nothing written.
+    #[error("{0}")]
     NoRoute(String),
     /// The database.
-    Store(StoreError),
-    /// A call file could not be published or removed (the raise is stored
-    /// and is completed by the next command).
-    Spool(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A call file could not be published or removed: what is stored is
+    /// kept, and the spool owes it until a later attempt succeeds.
+    #[error("alert {id}: {what}")]
+    Spool {
+        id: String,
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Another process held the id's lock too long.
+    #[error("alert {id}: {what}")]
+    Busy { id: String, what: String },
+    /// Acting as the spool's owner failed, or the owners disagree.
+    #[error("{0}")]
+    Owner(String),
 }
 
-impl fmt::Display for PagerError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PagerError::Invalid(m) | PagerError::NoRoute(m) | PagerError::Spool(m) => {
-                f.write_str(m)
-            }
-            PagerError::Store(e) => e.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for PagerError {}
-
-impl From<StoreError> for PagerError {
-    fn from(e: StoreError) -> Self {
-        PagerError::Store(e)
+impl PagerError {
+    /// True for an error of the input (nothing was written; a retry with
+    /// the same input fails the same way).
+    pub fn is_input(&self) -> bool {
+        matches!(self, PagerError::Invalid(_) | PagerError::NoRoute(_))
     }
 }
 
@@ -58,12 +94,35 @@ pub struct RaiseRequest {
     pub text: String,
     pub chain: Option<String>,
     pub labels: BTreeMap<String, String>,
+    /// Labels already dropped or shortened by the sender's translation.
+    pub labels_cut: u32,
 }
 
-/// What a raise did.
+impl RaiseRequest {
+    /// A request from a monitoring system: labels fitted to the bounds
+    /// and the text cut to [`MAX_TEXT`], never refused for their size.
+    pub fn fitted(
+        id: String,
+        text: &str,
+        chain: Option<String>,
+        labels: &BTreeMap<String, String>,
+    ) -> RaiseRequest {
+        let (labels, labels_cut) = fit_labels(labels);
+        RaiseRequest {
+            id,
+            text: super::cut(text, MAX_TEXT).to_string(),
+            chain,
+            labels,
+            labels_cut,
+        }
+    }
+}
+
+/// What a raise did. Its word ([`RaiseOutcome::word`]) is the `status` of
+/// `--json` and of the HTTP answer alike.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RaiseOutcome {
-    /// A new episode: its calls are queued.
+    /// A new episode: its calls are in the spool.
     Raised {
         episode: u32,
         calls: Vec<CallRow>,
@@ -78,11 +137,171 @@ pub enum RaiseOutcome {
     },
 }
 
-/// Config, store and spool, opened once per command or process.
+impl RaiseOutcome {
+    /// `raised`, `updated` or `duplicate`.
+    pub fn word(&self) -> &'static str {
+        match self {
+            RaiseOutcome::Raised { .. } => "raised",
+            RaiseOutcome::Updated { changed: true, .. } => "updated",
+            RaiseOutcome::Updated { changed: false, .. } => "duplicate",
+        }
+    }
+}
+
+/// What a raise, ack or resolve did, as `--json` and the HTTP API both
+/// print it. `status` is one word of: `raised`, `updated` (firing or acked
+/// already; only the text changed), `duplicate` (nothing changed),
+/// `acked`, `resolved`, `unknown` (no such id).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Report {
+    pub status: &'static str,
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub episode: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<AlertState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calls: Option<usize>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "super::ser_opt_time"
+    )]
+    pub first_call: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calls_cancelled: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acked_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub speech_error: Option<String>,
+}
+
+impl Report {
+    fn new(status: &'static str, id: &str) -> Report {
+        Report {
+            status,
+            id: id.to_string(),
+            episode: None,
+            state: None,
+            calls: None,
+            first_call: None,
+            calls_cancelled: None,
+            acked_by: None,
+            speech_error: None,
+        }
+    }
+
+    /// The report of a raise of `id`.
+    pub fn of_raise(id: &str, r: &RaiseOutcome) -> Report {
+        let mut out = Report::new(r.word(), id);
+        match r {
+            RaiseOutcome::Raised {
+                episode,
+                calls,
+                speech_error,
+            } => {
+                out.episode = Some(*episode);
+                out.calls = Some(calls.len());
+                out.first_call = calls.iter().map(|c| c.at).min();
+                out.speech_error = speech_error.clone();
+            }
+            RaiseOutcome::Updated { episode, state, .. } => {
+                out.episode = Some(*episode);
+                out.state = Some(*state);
+            }
+        }
+        out
+    }
+
+    /// The report of an ack (`done` = `acked`) or a resolve (`resolved`)
+    /// of `id` (escaped when unknown: it may be anything).
+    pub fn of_change(done: &'static str, id: &str, c: &Option<Change>) -> Report {
+        match c {
+            None => Report::new("unknown", &crate::escape_bytes(id.as_bytes())),
+            Some(Change::Done { cancelled }) => {
+                let mut r = Report::new(done, id);
+                r.calls_cancelled = Some(*cancelled);
+                r
+            }
+            Some(Change::Already { state, by }) => {
+                let mut r = Report::new("duplicate", id);
+                r.state = Some(*state);
+                r.acked_by = by.clone();
+                r
+            }
+        }
+    }
+}
+
+/// What [`Pager::finish_all`] did.
+#[derive(Debug, Default)]
+pub struct Finished {
+    /// Alerts whose owed files were all published or removed.
+    pub done: usize,
+    /// Alerts another process is working on now (locked): left to it.
+    pub busy: usize,
+    /// Alerts still owed something, with why.
+    pub failed: Vec<PagerError>,
+}
+
+/// A counting gate: at most `n` holders at once, waited for until a
+/// deadline.
+struct Gate {
+    free: Mutex<usize>,
+    cv: Condvar,
+}
+
+struct GatePass<'a>(&'a Gate);
+
+impl Drop for GatePass<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.0.cv.notify_one();
+    }
+}
+
+impl Gate {
+    fn new(n: usize) -> Gate {
+        Gate {
+            free: Mutex::new(n),
+            cv: Condvar::new(),
+        }
+    }
+
+    fn enter(&self, deadline: Option<Instant>) -> Option<GatePass<'_>> {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            match deadline {
+                None => free = self.cv.wait(free).unwrap_or_else(|e| e.into_inner()),
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return None;
+                    }
+                    free = self
+                        .cv
+                        .wait_timeout(free, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+        }
+        *free -= 1;
+        Some(GatePass(self))
+    }
+}
+
+/// Config, store connections and spool: one per process, shared by its
+/// threads (every method takes `&self`).
 pub struct Pager {
-    pub cfg: AlertsConfig,
-    pub store: Store,
+    cfg: AlertsConfig,
     spool: Spool,
+    /// Open connections to reuse (one is opened when none is free).
+    stores: Mutex<Vec<Store>>,
+    /// Writes of this process one at a time (other processes wait in
+    /// SQLite's busy handler).
+    writer: Mutex<()>,
+    renders: Gate,
+    stop: Arc<AtomicBool>,
 }
 
 /// Checks a raise's input; the error names the field.
@@ -119,6 +338,21 @@ pub fn check_request(r: &RaiseRequest) -> Result<(), PagerError> {
     Ok(())
 }
 
+/// Checks a raise against the config before anything is opened: its
+/// input ([`check_request`]) and its chain (given, else routed). Returns
+/// the chain's name.
+pub fn check_raise(cfg: &AlertsConfig, r: &RaiseRequest) -> Result<String, PagerError> {
+    check_request(r)?;
+    cfg.choose_chain(r.chain.as_deref(), &r.labels)
+        .map_err(|e| {
+            if r.chain.is_some() {
+                PagerError::Invalid(format!("chain: {e}"))
+            } else {
+                PagerError::NoRoute(e)
+            }
+        })
+}
+
 /// Unix seconds as a `SystemTime`.
 pub fn at_time(secs: i64) -> std::time::SystemTime {
     if secs >= 0 {
@@ -128,53 +362,218 @@ pub fn at_time(secs: i64) -> std::time::SystemTime {
     }
 }
 
+/// Unix seconds now.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The health verdict on what the spool owes: late when an alert has been
+/// owed a publish or a removal for [`OWED_LATE_SECS`] or more at `now`.
+/// `owing` is (alert id, owed since), oldest first.
+pub fn owed_problem(owing: &[(String, i64)], now: i64) -> Option<String> {
+    let (id, since) = owing.first()?;
+    let age = now - since;
+    (age >= OWED_LATE_SECS).then(|| {
+        format!(
+            "{} alert(s) owe the spool a publish or a removal; the oldest, {id}, for {age} s",
+            owing
+                .iter()
+                .filter(|(_, s)| now - s >= OWED_LATE_SECS)
+                .count()
+        )
+    })
+}
+
+fn spool_err(
+    id: &str,
+    what: String,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> PagerError {
+    PagerError::Spool {
+        id: id.to_string(),
+        what,
+        source: Box::new(e),
+    }
+}
+
 impl Pager {
-    /// Opens the store under `cfg.state_dir` and the spool.
+    /// The door every entry point uses: as root, becomes the one owner of
+    /// `outgoing/` and the state directory (never creating a database, WAL
+    /// or sound as root); opens the store; removes staging files a killed
+    /// process left; finishes what earlier attempts left undone (ids
+    /// another process is working on are left to it).
+    pub fn start(cfg: AlertsConfig) -> Result<(Pager, Finished), PagerError> {
+        act_as_owner(&cfg)?;
+        let pager = Pager::open(cfg)?;
+        pager.spool.clean_stale_staging(STALE_STAGING);
+        let finished = pager.finish_all();
+        Ok((pager, finished))
+    }
+
+    /// Opens the store under `cfg.state_dir` and the spool, as the user
+    /// this process is (the AGI program, tests).
     pub fn open(cfg: AlertsConfig) -> Result<Pager, PagerError> {
         let store = Store::open(&cfg.state_dir)?;
         let spool = Spool::new(&cfg.spool_dir);
-        Ok(Pager { cfg, store, spool })
+        Ok(Pager {
+            cfg,
+            spool,
+            stores: Mutex::new(vec![store]),
+            writer: Mutex::new(()),
+            renders: Gate::new(RENDERS),
+            stop: Arc::new(AtomicBool::new(false)),
+        })
     }
 
-    /// Completes raises that were cut short (killed after storing the plan,
-    /// before every call file was published): publishes what is missing.
-    /// Returns how many episodes were completed.
-    pub fn complete_pending(&mut self) -> Result<usize, PagerError> {
-        let pending = self.store.unpublished()?;
-        let n = pending.len();
-        for (id, episode, calls) in pending {
-            self.publish(&id, episode, &calls)?;
-            self.store.mark_published(&id, episode)?;
+    /// The config it was started with.
+    pub fn config(&self) -> &AlertsConfig {
+        &self.cfg
+    }
+
+    /// From now on renders in flight are killed and new ones not started
+    /// (their alerts play the fallback prompt): for a shutdown.
+    pub fn stop_renders(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Runs `f` on a free connection (opening one when none is).
+    fn read<T>(&self, f: impl FnOnce(&Store) -> Result<T, StoreError>) -> Result<T, PagerError> {
+        let taken = self.stores.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let store = match taken {
+            Some(s) => s,
+            None => Store::open(&self.cfg.state_dir)?,
+        };
+        let r = f(&store);
+        self.stores
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(store);
+        Ok(r?)
+    }
+
+    /// Runs a write on a free connection, one write of this process at a
+    /// time (a short transaction: never held across speech or the spool).
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError>,
+    ) -> Result<T, PagerError> {
+        let taken = self.stores.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut store = match taken {
+            Some(s) => s,
+            None => Store::open(&self.cfg.state_dir)?,
+        };
+        let r = {
+            let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut store)
+        };
+        self.stores
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(store);
+        Ok(r?)
+    }
+
+    /// The id's lock file: waited for up to `wait` (`None`: only tried).
+    fn lock_id(&self, id: &str, wait: Option<Duration>) -> Result<Option<File>, PagerError> {
+        let dir = self.cfg.state_dir.join("locks");
+        let busy = |what: String| PagerError::Busy {
+            id: id.to_string(),
+            what,
+        };
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| busy(format!("cannot create {}: {e}", dir.display())))?;
+        let path = dir.join(format!("{:02}.lock", crate::fsio::fnv64(&[id]) % ID_LOCKS));
+        match crate::fsio::lock(&path, wait.unwrap_or(Duration::ZERO)) {
+            Ok(f) => Ok(Some(f)),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut && wait.is_none() => Ok(None),
+            Err(e) => Err(busy(format!("{}: {e}", path.display()))),
         }
-        Ok(n)
     }
 
-    fn publish(&self, id: &str, episode: u32, calls: &[CallRow]) -> Result<(), PagerError> {
-        for c in calls {
-            let cf = self.cfg.call_file(&c.number, id, episode, c.id);
+    /// Settles what the spool owes alert `id`: publishes its committed
+    /// calls not yet in `outgoing/`, removes the files of its cancelled
+    /// calls. Waits for another process doing the same. `Ok` only when
+    /// nothing is owed any more.
+    pub fn sync(&self, id: &str) -> Result<(), PagerError> {
+        let _lock = self.lock_id(id, Some(ID_LOCK_WAIT))?;
+        self.sync_locked(id)
+    }
+
+    fn sync_locked(&self, id: &str) -> Result<(), PagerError> {
+        let owed = self.read(|s| s.owed(id))?;
+        let mut first: Option<PagerError> = None;
+        for c in &owed.publish {
+            let cf = self.cfg.call_file(&c.number, id, c.episode, c.id);
             match self.spool.publish_call(&c.file, &cf, at_time(c.at)) {
-                Ok(_) | Err(PublishError::AlreadyPending(_)) => {}
-                Err(e) => return Err(PagerError::Spool(e.to_string())),
+                Ok(_) | Err(PublishError::AlreadyPending(_)) => {
+                    self.write(|s| s.mark_call_published(c.id))?;
+                }
+                Err(e) => {
+                    first.get_or_insert(spool_err(id, format!("cannot publish {}", c.file), e));
+                }
             }
         }
-        Ok(())
+        for (call, file) in &owed.remove {
+            match self.spool.cancel(file) {
+                Ok(_) | Err(SpoolError::NotFound(_)) => {
+                    self.write(|s| s.mark_call_removed(*call))?;
+                }
+                Err(e) => {
+                    first.get_or_insert(spool_err(id, format!("cannot remove {file}"), e));
+                }
+            }
+        }
+        first.map_or(Ok(()), Err)
     }
 
-    /// Removes the call files of cancelled calls (already gone is fine).
-    pub fn remove_files(&self, files: &[String]) -> Result<(), PagerError> {
-        for f in files {
-            match self.spool.cancel(f) {
-                Ok(_) | Err(SpoolError::NotFound(_)) => {}
-                Err(e) => return Err(PagerError::Spool(e.to_string())),
+    /// Settles every alert the spool owes something, skipping ids another
+    /// process holds (it is alive and working on them).
+    pub fn finish_all(&self) -> Finished {
+        let mut out = Finished::default();
+        let owing = match self.read(|s| s.owing()) {
+            Ok(o) => o,
+            Err(e) => {
+                out.failed.push(e);
+                return out;
+            }
+        };
+        for (id, _) in owing {
+            match self.lock_id(&id, None) {
+                Ok(None) => out.busy += 1,
+                Ok(Some(_lock)) => match self.sync_locked(&id) {
+                    Ok(()) => out.done += 1,
+                    Err(e) => out.failed.push(e),
+                },
+                Err(e) => out.failed.push(e),
             }
         }
-        Ok(())
+        out
+    }
+
+    /// `Ok` when the database and the spool can be written and nothing has
+    /// been owed to the spool for [`OWED_LATE_SECS`] at `now`; else why.
+    pub fn health(&self, now: i64) -> Result<(), String> {
+        self.write(|s| s.check_writable())
+            .map_err(|e| crate::error_chain(&e))?;
+        self.spool.check_writable()?;
+        let owing = self
+            .read(|s| s.owing())
+            .map_err(|e| crate::error_chain(&e))?;
+        owed_problem(&owing, now).map_or(Ok(()), Err)
     }
 
     /// Renders the message (and the AGI's phrases) for every language the
-    /// chain's contacts speak. A failure never stops the raise: the call
-    /// then plays the fallback prompt; the first error is returned.
-    fn render(&self, chain: &str, text: &str) -> (BTreeMap<String, String>, Option<String>) {
+    /// chain's contacts speak, within `deadline`. A failure never stops
+    /// the raise: the call then plays the fallback prompt; the first error
+    /// is returned.
+    fn render(
+        &self,
+        chain: &str,
+        text: &str,
+        deadline: Option<Instant>,
+    ) -> (BTreeMap<String, String>, Option<String>) {
         let mut langs: Vec<String> = self
             .cfg
             .chains
@@ -193,10 +592,23 @@ impl Pager {
         let dir = &self.cfg.sounds_dir;
         let mut sounds = BTreeMap::new();
         let mut error = None;
+        let limit = speech::Limit {
+            deadline,
+            stop: Some(&self.stop),
+        };
         for lang in langs {
             let voice = speech::voice(sp, &lang);
             let msg = speech::message(sp, &lang, text, self.cfg.ack_digit);
-            match speech::render(sp, dir, &voice, &msg) {
+            let cached = speech::cache_path(sp, dir, &voice, &msg);
+            let r = if sp.engine != "none" && cached.is_file() {
+                Ok(cached)
+            } else {
+                match self.renders.enter(deadline) {
+                    Some(_pass) => speech::render(sp, dir, &voice, &msg, limit),
+                    None => Err("no render slot free within the request's budget".into()),
+                }
+            };
+            match r {
                 Ok(p) => {
                     sounds.insert(lang.clone(), p.to_string_lossy().into_owned());
                 }
@@ -206,29 +618,42 @@ impl Pager {
                 }
             }
             for ph in [Phrase::Acked, Phrase::Stale] {
-                let _ = speech::render(sp, dir, &voice, speech::phrase(&lang, ph));
+                let text = speech::phrase(&lang, ph);
+                if !speech::cache_path(sp, dir, &voice, text).is_file() {
+                    if let Some(_pass) = self.renders.enter(deadline) {
+                        let _ = speech::render(sp, dir, &voice, text, limit);
+                    }
+                }
             }
         }
         (sounds, error)
     }
 
     /// Raises an alert: a new episode whose calls are all queued at once,
-    /// or (firing or acked already) a new text only.
-    pub fn raise(&mut self, r: &RaiseRequest) -> Result<RaiseOutcome, PagerError> {
-        check_request(r)?;
-        let chain_name = self
-            .cfg
-            .choose_chain(r.chain.as_deref(), &r.labels)
-            .map_err(|e| {
-                if r.chain.is_some() {
-                    PagerError::Invalid(format!("chain: {e}"))
-                } else {
-                    PagerError::NoRoute(e)
-                }
-            })?;
-        let chain = self.cfg.chains[&chain_name].clone();
-        let (sounds, speech_error) = self.render(&chain_name, &r.text);
-        let planned: Vec<PlannedCall> = plan(&chain)
+    /// or (firing or acked already) a new text only. Whatever the spool
+    /// owed this id is settled first; `Ok` means every call is in
+    /// `outgoing/`. Speech gets until `deadline` (then the fallback
+    /// prompt); `None`: the engine's own timeout only.
+    pub fn raise(
+        &self,
+        r: &RaiseRequest,
+        deadline: Option<Instant>,
+    ) -> Result<RaiseOutcome, PagerError> {
+        let chain_name = check_raise(&self.cfg, r)?;
+        // A repeat of what is stored needs no speech: settle and answer.
+        if let Some((episode, state, text)) = self.read(|s| s.peek(&r.id))? {
+            if state.is_open() && text == r.text {
+                self.sync(&r.id)?;
+                return Ok(RaiseOutcome::Updated {
+                    episode,
+                    state,
+                    changed: false,
+                });
+            }
+        }
+        let chain = &self.cfg.chains[&chain_name];
+        let (sounds, speech_error) = self.render(&chain_name, &r.text, deadline);
+        let planned: Vec<PlannedCall> = plan(chain)
             .into_iter()
             .map(|p| PlannedCall {
                 number: self.cfg.contacts[&p.contact].number.clone(),
@@ -239,67 +664,180 @@ impl Pager {
             id: &r.id,
             text: &r.text,
             labels: &r.labels,
+            labels_cut: r.labels_cut,
             chain: &chain_name,
             sounds: &sounds,
             speech_error: speech_error.as_deref(),
         };
-        match self.store.raise(&new, &planned)? {
+        let raised = self.write(|s| s.raise(&new, &planned))?;
+        self.sync(&r.id)?;
+        Ok(match raised {
             Raised::Updated {
                 episode,
                 state,
                 changed,
-            } => Ok(RaiseOutcome::Updated {
+            } => RaiseOutcome::Updated {
                 episode,
                 state,
                 changed,
-            }),
-            Raised::New { episode, calls } => {
-                self.publish(&r.id, episode, &calls)?;
-                self.store.mark_published(&r.id, episode)?;
-                Ok(RaiseOutcome::Raised {
-                    episode,
-                    calls,
-                    speech_error,
-                })
-            }
-        }
+            },
+            Raised::New { episode, calls } => RaiseOutcome::Raised {
+                episode,
+                calls,
+                speech_error,
+            },
+        })
     }
 
-    /// Acknowledges from outside a call; removes the calls still pending.
-    /// `None` for an unknown id.
-    pub fn ack(&mut self, id: &str, by: &str) -> Result<Option<Change>, PagerError> {
-        let c = self.store.ack(id, by)?;
-        if let Some(Change::Done { files }) = &c {
-            self.remove_files(files)?;
+    /// Acknowledges from outside a call; the calls still pending are
+    /// removed before it answers. `None` for an unknown id.
+    pub fn ack(&self, id: &str, by: &str) -> Result<Option<Change>, PagerError> {
+        let c = self.write(|s| s.ack(id, by))?;
+        if c.is_some() {
+            self.sync(id)?;
         }
         Ok(c)
     }
 
-    /// Resolves; removes the calls still pending. `None` for an unknown id.
-    pub fn resolve(&mut self, id: &str) -> Result<Option<Change>, PagerError> {
-        let c = self.store.resolve(id)?;
-        if let Some(Change::Done { files }) = &c {
-            self.remove_files(files)?;
+    /// Resolves; the calls still pending are removed before it answers.
+    /// `None` for an unknown id.
+    pub fn resolve(&self, id: &str) -> Result<Option<Change>, PagerError> {
+        let c = self.write(|s| s.resolve(id))?;
+        if c.is_some() {
+            self.sync(id)?;
         }
         Ok(c)
     }
 
     /// The ack digit pressed on call `call_id`.
-    pub fn ack_by_call(&mut self, call_id: i64) -> Result<Option<PhoneAck>, PagerError> {
-        let r = self.store.ack_by_call(call_id)?;
-        if let Some(PhoneAck::Won { files, .. }) = &r {
-            self.remove_files(files)?;
+    pub fn ack_by_call(&self, call_id: i64) -> Result<Option<PhoneAck>, PagerError> {
+        let r = self.write(|s| s.ack_by_call(call_id))?;
+        if let Some(PhoneAck::Won { alert_id, .. }) = &r {
+            self.sync(alert_id)?;
         }
         Ok(r)
     }
 
-    /// Records a call's outcome; `Some(alert id)` when the alert just
-    /// became unacknowledged (its chain ran out).
-    pub fn record_outcome(
-        &mut self,
-        call_id: i64,
-        outcome: Outcome,
-    ) -> Result<Option<String>, PagerError> {
-        Ok(self.store.record_outcome(call_id, outcome)?)
+    /// Records a call's outcome.
+    pub fn record_outcome(&self, call_id: i64, outcome: Outcome) -> Result<Recorded, PagerError> {
+        self.write(|s| s.record_outcome(call_id, outcome))
+    }
+
+    /// What the AGI needs for call `call_id`.
+    pub fn call_info(&self, call_id: i64) -> Result<Option<CallInfo>, PagerError> {
+        self.read(|s| s.call_info(call_id))
+    }
+
+    /// Alerts not resolved (with `all`, every one), newest first.
+    pub fn list(&self, all: bool) -> Result<Vec<AlertView>, PagerError> {
+        self.read(|s| s.list(all))
+    }
+
+    /// One alert with its calls.
+    pub fn show(&self, id: &str) -> Result<Option<AlertView>, PagerError> {
+        self.read(|s| s.show(id))
+    }
+
+    /// Totals for metrics.
+    pub fn counts(&self) -> Result<Counts, PagerError> {
+        self.read(|s| s.counts())
+    }
+
+    /// The sound a call plays for its alert in `lang`: the rendered
+    /// message when it is there, else the fallback prompt. Asterisk is
+    /// given the path without `.wav`.
+    pub fn message_sound(&self, info: &CallInfo, lang: &str) -> String {
+        info.sounds
+            .get(lang)
+            .map(Path::new)
+            .filter(|p| p.is_file())
+            .map(playable)
+            .unwrap_or_else(|| self.cfg.fallback_prompt.clone())
+    }
+
+    /// One of the AGI's phrases in `lang` when rendered, else `stock`.
+    pub fn phrase_sound(&self, lang: &str, which: Phrase, stock: &str) -> String {
+        let voice = speech::voice(&self.cfg.speech, lang);
+        let p = speech::cache_path(
+            &self.cfg.speech,
+            &self.cfg.sounds_dir,
+            &voice,
+            speech::phrase(lang, which),
+        );
+        if p.is_file() {
+            playable(&p)
+        } else {
+            stock.to_string()
+        }
+    }
+}
+
+/// A sound file for Asterisk: the path without `.wav`.
+fn playable(p: &Path) -> String {
+    p.with_extension("").to_string_lossy().into_owned()
+}
+
+/// Run as root, becomes the one owner of `outgoing/` and the state
+/// directory ([`crate::fsio::choose_owner`]).
+fn act_as_owner(cfg: &AlertsConfig) -> Result<(), PagerError> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    let outgoing = cfg.spool_dir.join("outgoing");
+    let om = std::fs::metadata(&outgoing)
+        .map_err(|e| PagerError::Owner(format!("{}: {e}", outgoing.display())))?;
+    let sm = std::fs::metadata(&cfg.state_dir).ok();
+    let (uid, gid) = crate::fsio::choose_owner(
+        (&outgoing, (om.uid(), om.gid())),
+        sm.as_ref()
+            .map(|m| (cfg.state_dir.as_path(), (m.uid(), m.gid()))),
+    )
+    .map_err(PagerError::Owner)?;
+    crate::fsio::become_user(uid, gid)
+        .map(|_| ())
+        .map_err(|e| PagerError::Owner(format!("cannot act as uid {uid}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owed_work_is_late_after_thirty_seconds() {
+        assert_eq!(owed_problem(&[], 1000), None);
+        let owing = vec![("a".to_string(), 1000), ("b".to_string(), 1020)];
+        assert_eq!(owed_problem(&owing, 1029), None);
+        let p = owed_problem(&owing, 1030).unwrap();
+        assert!(
+            p.starts_with("1 alert(s)") && p.contains("a, for 30 s"),
+            "{p}"
+        );
+        let p = owed_problem(&owing, 1100).unwrap();
+        assert!(p.starts_with("2 alert(s)"), "{p}");
+    }
+
+    #[test]
+    fn the_gate_lets_n_through_and_times_out() {
+        let g = Gate::new(2);
+        let a = g.enter(None).unwrap();
+        let _b = g.enter(None).unwrap();
+        let soon = Instant::now() + Duration::from_millis(30);
+        assert!(g.enter(Some(soon)).is_none());
+        drop(a);
+        assert!(g.enter(Some(Instant::now())).is_some());
+    }
+
+    #[test]
+    fn monitoring_requests_are_fitted_never_refused() {
+        let labels: BTreeMap<String, String> = (0..70)
+            .map(|i| (format!("k{i}"), "x".repeat(300)))
+            .collect();
+        let r = RaiseRequest::fitted("am-1".into(), &"t".repeat(5000), None, &labels);
+        assert!(check_request(&r).is_ok());
+        assert_eq!(r.labels.len(), MAX_LABELS);
+        assert_eq!(r.labels_cut, 70);
+        assert_eq!(r.text.len(), MAX_TEXT);
     }
 }

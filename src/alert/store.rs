@@ -2,12 +2,17 @@
 //! a schema version with migrations; every change one `BEGIN IMMEDIATE`
 //! transaction, so of two acknowledgements at the same moment exactly one
 //! wins, whichever process (AGI, command line, web receiver) makes it.
+//!
+//! The database is also the ledger of what the spool owes: each call row
+//! says whether its file was published and whether its removal is still
+//! owed after a cancel, so a publish or a removal that failed is finished
+//! by whoever comes next (see [`crate::alert::pager`]).
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{call_file_name, AlertState, Outcome, Planned};
@@ -54,22 +59,70 @@ const MIGRATIONS: &[&str] = &[
         FOREIGN KEY (alert_id, episode) REFERENCES episodes(alert_id, episode)
     );
     CREATE INDEX calls_by_episode ON calls(alert_id, episode);",
+    // 2: what each call file still owes the spool (published; removal owed
+    // after a cancel), when an episode ran out (a counter that never goes
+    // down) and how many labels were cut to fit the bounds
+    "ALTER TABLE calls ADD COLUMN published INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE calls ADD COLUMN removal_owed INTEGER NOT NULL DEFAULT 0;
+    UPDATE calls SET published = 1 WHERE EXISTS (SELECT 1 FROM episodes e
+        WHERE e.alert_id = calls.alert_id AND e.episode = calls.episode AND e.published = 1);
+    ALTER TABLE episodes ADD COLUMN unacked_at INTEGER;
+    UPDATE episodes SET unacked_at = ended_at WHERE acked_at IS NULL AND ended_at IS NOT NULL
+        AND (resolved_at IS NULL OR ended_at < resolved_at);
+    ALTER TABLE episodes ADD COLUMN labels_cut INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX calls_owed ON calls(alert_id) WHERE removal_owed = 1
+        OR (published = 0 AND outcome = 'scheduled');",
 ];
 
-/// A store failure, naming the database.
-#[derive(Debug)]
+/// A store failure, naming the database and what was being done; the
+/// SQLite error, when there is one, is the source.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {what}", path.display())]
 pub struct StoreError {
     pub path: PathBuf,
-    pub message: String,
+    pub what: String,
+    #[source]
+    pub source: Option<rusqlite::Error>,
 }
 
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path.display(), self.message)
+impl FromSql for AlertState {
+    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+        let s = v.as_str()?;
+        AlertState::parse(s).ok_or_else(|| {
+            FromSqlError::Other(
+                format!(
+                    "unknown alert state {:?}",
+                    crate::escape_bytes(s.as_bytes())
+                )
+                .into(),
+            )
+        })
     }
 }
 
-impl std::error::Error for StoreError {}
+impl FromSql for Outcome {
+    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+        let s = v.as_str()?;
+        Outcome::parse(s).ok_or_else(|| {
+            FromSqlError::Other(
+                format!(
+                    "unknown call outcome {:?}",
+                    crate::escape_bytes(s.as_bytes())
+                )
+                .into(),
+            )
+        })
+    }
+}
+
+/// A JSON map column (labels, sounds); a malformed one is an error naming
+/// the column, never an empty map.
+fn json_map(r: &rusqlite::Row, i: usize) -> rusqlite::Result<BTreeMap<String, String>> {
+    let s: String = r.get(i)?;
+    serde_json::from_str(&s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
 
 /// A planned call with its number, before it has an id.
 #[derive(Debug, Clone)]
@@ -79,20 +132,25 @@ pub struct PlannedCall {
 }
 
 /// A call as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CallRow {
     pub id: i64,
+    #[serde(skip)]
+    pub episode: u32,
     pub contact: String,
     pub number: String,
     pub step: u32,
     pub round: u32,
+    #[serde(serialize_with = "super::ser_time")]
     pub at: i64,
     pub file: String,
     pub outcome: Outcome,
 }
 
-/// One alert as `show` prints it (its current episode).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One alert as `show` prints it (its current episode). Its JSON (derived)
+/// is what `show --json`, `list --json` (without `calls`) and the HTTP API
+/// print; times are RFC 3339 UTC.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AlertView {
     pub id: String,
     pub episode: u32,
@@ -100,61 +158,39 @@ pub struct AlertView {
     pub text: String,
     pub chain: String,
     pub labels: BTreeMap<String, String>,
+    /// Labels dropped or shortened to fit the bounds (0: none).
+    pub labels_cut: u32,
+    #[serde(serialize_with = "super::ser_time")]
     pub raised_at: i64,
     pub acked_by: Option<String>,
+    #[serde(serialize_with = "super::ser_opt_time")]
     pub acked_at: Option<i64>,
+    #[serde(serialize_with = "super::ser_opt_time")]
     pub resolved_at: Option<i64>,
+    #[serde(skip)]
     pub sounds: BTreeMap<String, String>,
     pub speech_error: Option<String>,
-    pub calls: Vec<CallRow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calls: Option<Vec<CallRow>>,
 }
 
-/// Totals of the whole database, for metrics.
+/// Totals of the whole database, for metrics. Every `*_total` only grows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Counts {
     /// Current episodes by state.
     pub open_by_state: Vec<(String, i64)>,
-    /// Episodes raised, acknowledged, resolved, run out unacknowledged.
+    /// Episodes raised, acknowledged, resolved, run out unacknowledged
+    /// (each counted once, when it happened; never taken back).
     pub raised: i64,
     pub acked: i64,
     pub resolved: i64,
     pub unacknowledged: i64,
-    /// Calls by outcome.
+    /// Calls planned, ever.
+    pub calls_planned: i64,
+    /// Calls by their outcome now (a gauge: `scheduled` ones move on).
     pub calls: Vec<(String, i64)>,
     /// Seconds from raise to acknowledgement, one per acked episode.
     pub ack_delays: Vec<i64>,
-}
-
-impl AlertView {
-    /// The JSON of `autodial alert show --json` (with calls) and `list
-    /// --json` (without), also served by `GET /alerts/{id}` and `/alerts`.
-    /// Times are RFC 3339 UTC, or null.
-    pub fn to_json(&self, with_calls: bool) -> serde_json::Value {
-        use serde_json::{json, Value};
-        let time = |t: Option<i64>| {
-            t.and_then(super::rfc3339)
-                .map_or(Value::Null, Value::String)
-        };
-        let mut v = json!({
-            "id": self.id, "episode": self.episode, "state": self.state.as_str(),
-            "text": self.text, "chain": self.chain, "labels": self.labels,
-            "raised_at": time(Some(self.raised_at)), "acked_by": self.acked_by,
-            "acked_at": time(self.acked_at), "resolved_at": time(self.resolved_at),
-            "speech_error": self.speech_error,
-        });
-        if with_calls {
-            v["calls"] = self
-                .calls
-                .iter()
-                .map(|c| {
-                    json!({"id": c.id, "contact": c.contact, "number": c.number,
-                           "step": c.step, "round": c.round, "at": time(Some(c.at)),
-                           "file": c.file, "outcome": c.outcome.as_str()})
-                })
-                .collect();
-        }
-        v
-    }
 }
 
 /// A new alert or episode.
@@ -163,6 +199,7 @@ pub struct NewAlert<'a> {
     pub id: &'a str,
     pub text: &'a str,
     pub labels: &'a BTreeMap<String, String>,
+    pub labels_cut: u32,
     pub chain: &'a str,
     pub sounds: &'a BTreeMap<String, String>,
     pub speech_error: Option<&'a str>,
@@ -185,8 +222,9 @@ pub enum Raised {
 /// What an acknowledgement or a resolution did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    /// Done; the files of the calls cancelled, to remove.
-    Done { files: Vec<String> },
+    /// Done; this many scheduled calls were cancelled (their files are
+    /// owed a removal).
+    Done { cancelled: usize },
     /// Nothing to do: the alert was already in this state.
     Already {
         state: AlertState,
@@ -197,13 +235,19 @@ pub enum Change {
 /// What an acknowledgement from a phone did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PhoneAck {
-    /// This call's key press won; the files of the calls cancelled.
-    Won {
-        alert_id: String,
-        files: Vec<String>,
-    },
+    /// This call's key press won; this many other calls were cancelled.
+    Won { alert_id: String, cancelled: usize },
     /// The alert was no longer firing (someone else was first).
-    Stale { state: AlertState },
+    Stale { alert_id: String, state: AlertState },
+}
+
+/// What recording a call's outcome did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// Recorded; `unacked` names the alert when its chain just ran out.
+    Done { unacked: Option<String> },
+    /// No such call in the database.
+    UnknownCall,
 }
 
 /// What the AGI needs to know about its call.
@@ -221,6 +265,14 @@ pub struct CallInfo {
     pub sounds: BTreeMap<String, String>,
 }
 
+/// What the spool still owes one alert: calls to publish (committed, not
+/// yet in `outgoing/`) and files to remove (cancelled calls).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Owed {
+    pub publish: Vec<CallRow>,
+    pub remove: Vec<(i64, String)>,
+}
+
 /// An open database.
 pub struct Store {
     conn: Connection,
@@ -233,140 +285,179 @@ fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// How long opening waits for another process creating or migrating the
+/// database.
+const CREATE_LOCK: Duration = Duration::from_secs(30);
+
 impl Store {
     /// Opens (creating it and `dir` if needed) `<dir>/alerts.db`, in WAL
     /// mode, migrated to this binary's schema. A database newer than the
-    /// binary is refused.
+    /// binary is refused. Creation, the switch to WAL and migrations run
+    /// under an exclusive lock (`alerts.db.lock`): two processes creating
+    /// a new database at once would otherwise see "database is locked".
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let path = dir.join("alerts.db");
-        let err = |message: String| StoreError {
+        let fail = |what: String, source: Option<rusqlite::Error>| StoreError {
             path: path.clone(),
-            message,
+            what,
+            source,
         };
         std::fs::create_dir_all(dir)
-            .map_err(|e| err(format!("cannot create the directory: {e}")))?;
-        let conn = Connection::open(&path).map_err(|e| err(format!("cannot open: {e}")))?;
+            .map_err(|e| fail(format!("cannot create the directory: {e}"), None))?;
+        let _guard = crate::fsio::lock(&dir.join("alerts.db.lock"), CREATE_LOCK)
+            .map_err(|e| fail(format!("cannot lock alerts.db.lock: {e}"), None))?;
+        let conn = Connection::open(&path).map_err(|e| fail("cannot open".into(), Some(e)))?;
         conn.busy_timeout(BUSY)
-            .map_err(|e| err(format!("busy_timeout: {e}")))?;
+            .map_err(|e| fail("busy_timeout".into(), Some(e)))?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(|e| err(format!("journal_mode: {e}")))?;
+            .map_err(|e| fail("journal_mode".into(), Some(e)))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(err(format!("journal_mode is {mode}, not wal")));
+            return Err(fail(format!("journal_mode is {mode}, not wal"), None));
         }
         conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;")
-            .map_err(|e| err(format!("pragmas: {e}")))?;
+            .map_err(|e| fail("pragmas".into(), Some(e)))?;
         let mut store = Store { conn, path };
         store.migrate()?;
         Ok(store)
     }
 
-    fn err(&self, e: impl fmt::Display) -> StoreError {
-        StoreError {
+    /// The database's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, what: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        let what = what.to_string();
+        move |e| StoreError {
             path: self.path.clone(),
-            message: e.to_string(),
+            what: what.clone(),
+            source: Some(e),
         }
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let err = |message: String| StoreError {
-            path: path.clone(),
-            message,
-        };
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| err(format!("migration: {e}")))?;
-        let run = || -> rusqlite::Result<Result<(), String>> {
+        let known = MIGRATIONS.len() as i64;
+        let v = self.in_tx("migration", |tx| {
             let v: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-            let known = MIGRATIONS.len() as i64;
             if v > known {
-                return Ok(Err(format!(
-                    "schema version {v} is newer than this program's {known}; upgrade the program"
-                )));
+                return Ok(Some(v));
             }
             for m in &MIGRATIONS[v as usize..] {
                 tx.execute_batch(m)?;
             }
             tx.pragma_update(None, "user_version", known)?;
-            Ok(Ok(()))
-        };
-        match run() {
-            Ok(Ok(())) => tx.commit().map_err(|e| err(format!("migration: {e}"))),
-            Ok(Err(m)) => Err(err(m)),
-            Err(e) => Err(err(format!("migration: {e}"))),
+            Ok(None)
+        })?;
+        match v {
+            None => Ok(()),
+            Some(v) => Err(StoreError {
+                path: self.path.clone(),
+                what: format!(
+                    "schema version {v} is newer than this program's {known}; upgrade the program"
+                ),
+                source: None,
+            }),
         }
     }
 
-    fn immediate(&mut self) -> Result<rusqlite::Transaction<'_>, StoreError> {
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction (committed when it
+    /// returns `Ok`).
+    fn in_tx<T>(
+        &mut self,
+        what: &str,
+        f: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
         let path = self.path.clone();
-        self.conn
+        let e = |e: rusqlite::Error| StoreError {
+            path: path.clone(),
+            what: what.to_string(),
+            source: Some(e),
+        };
+        let tx = self
+            .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| StoreError {
-                path,
-                message: e.to_string(),
-            })
+            .map_err(e)?;
+        let v = f(&tx).map_err(e)?;
+        tx.commit().map_err(e)?;
+        Ok(v)
+    }
+
+    /// The current episode of `id`: (episode, state, text); `None` for an
+    /// unknown id.
+    pub fn peek(&self, id: &str) -> Result<Option<(u32, AlertState, String)>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT e.episode, e.state, e.text FROM alerts a JOIN episodes e
+                 ON e.alert_id = a.id AND e.episode = a.episode WHERE a.id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(self.err("read the alert"))
     }
 
     /// Raises `a`: a new episode with `planned` calls (when the alert is
     /// new, resolved or unacknowledged), or only a new text (when it is
-    /// firing or acked). One transaction; the calls are published by the
-    /// caller, then [`Store::mark_published`].
+    /// firing or acked). One transaction; the calls are then owed to the
+    /// spool until [`Store::mark_call_published`].
     pub fn raise(&mut self, a: &NewAlert, planned: &[PlannedCall]) -> Result<Raised, StoreError> {
         let t = now();
         let labels = serde_json::to_string(a.labels).unwrap_or_else(|_| "{}".into());
         let sounds = serde_json::to_string(a.sounds).unwrap_or_else(|_| "{}".into());
-        let path = self.path.clone();
-        let tx = self.immediate()?;
-        let r =
-            (|| -> rusqlite::Result<Raised> {
-                let cur: Option<(u32, String, String)> = tx
-                    .query_row(
-                        "SELECT e.episode, e.state, e.text FROM alerts a JOIN episodes e
+        self.in_tx("raise", |tx| {
+            let cur: Option<(u32, AlertState, String)> = tx
+                .query_row(
+                    "SELECT e.episode, e.state, e.text FROM alerts a JOIN episodes e
                      ON e.alert_id = a.id AND e.episode = a.episode WHERE a.id = ?1",
-                        [a.id],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                    )
-                    .optional()?;
-                if let Some((ep, st, old_text)) = &cur {
-                    let state = AlertState::parse(st).unwrap_or(AlertState::Firing);
-                    if state.is_open() && *old_text == a.text {
-                        return Ok(Raised::Updated {
-                            episode: *ep,
-                            state,
-                            changed: false,
-                        });
-                    }
-                    if state.is_open() {
+                    [a.id],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            if let Some((ep, state, old_text)) = &cur {
+                if state.is_open() {
+                    let changed = *old_text != a.text;
+                    if changed {
                         tx.execute(
                             "UPDATE episodes SET text = ?1, sounds = ?2, speech_error = ?3
-                         WHERE alert_id = ?4 AND episode = ?5",
+                             WHERE alert_id = ?4 AND episode = ?5",
                             params![a.text, sounds, a.speech_error, a.id, ep],
                         )?;
-                        return Ok(Raised::Updated {
-                            episode: *ep,
-                            state,
-                            changed: true,
-                        });
                     }
+                    return Ok(Raised::Updated {
+                        episode: *ep,
+                        state: *state,
+                        changed,
+                    });
                 }
-                let episode = cur.map_or(1, |(ep, _, _)| ep + 1);
-                tx.execute(
-                    "INSERT INTO alerts (id, episode) VALUES (?1, ?2)
+            }
+            let episode = cur.map_or(1, |(ep, _, _)| ep + 1);
+            tx.execute(
+                "INSERT INTO alerts (id, episode) VALUES (?1, ?2)
                  ON CONFLICT(id) DO UPDATE SET episode = excluded.episode",
-                    params![a.id, episode],
-                )?;
-                tx.execute(
-                "INSERT INTO episodes (alert_id, episode, text, labels, chain, state, raised_at,
-                 sounds, speech_error) VALUES (?1, ?2, ?3, ?4, ?5, 'firing', ?6, ?7, ?8)",
-                params![a.id, episode, a.text, labels, a.chain, t, sounds, a.speech_error],
+                params![a.id, episode],
             )?;
-                let mut calls = Vec::new();
-                for p in planned {
-                    let file = call_file_name(a.id, episode, &p.plan);
-                    let at = t + p.plan.offset as i64;
-                    tx.execute(
+            tx.execute(
+                "INSERT INTO episodes (alert_id, episode, text, labels, chain, state, raised_at,
+                 sounds, speech_error, labels_cut)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'firing', ?6, ?7, ?8, ?9)",
+                params![
+                    a.id,
+                    episode,
+                    a.text,
+                    labels,
+                    a.chain,
+                    t,
+                    sounds,
+                    a.speech_error,
+                    a.labels_cut
+                ],
+            )?;
+            let mut calls = Vec::new();
+            for p in planned {
+                let file = call_file_name(a.id, episode, &p.plan);
+                let at = t + p.plan.offset as i64;
+                tx.execute(
                     "INSERT INTO calls (alert_id, episode, contact, number, step, round, at, file,
                      outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'scheduled')",
                     params![
@@ -380,111 +471,110 @@ impl Store {
                         file
                     ],
                 )?;
-                    calls.push(CallRow {
-                        id: tx.last_insert_rowid(),
-                        contact: p.plan.contact.clone(),
-                        number: p.number.clone(),
-                        step: p.plan.step,
-                        round: p.plan.round,
-                        at,
-                        file,
-                        outcome: Outcome::Scheduled,
-                    });
-                }
-                Ok(Raised::New { episode, calls })
-            })();
-        match r {
-            Ok(r) => {
-                tx.commit().map_err(|e| StoreError {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?;
-                Ok(r)
+                calls.push(CallRow {
+                    id: tx.last_insert_rowid(),
+                    episode,
+                    contact: p.plan.contact.clone(),
+                    number: p.number.clone(),
+                    step: p.plan.step,
+                    round: p.plan.round,
+                    at,
+                    file,
+                    outcome: Outcome::Scheduled,
+                });
             }
-            Err(e) => Err(StoreError {
-                path,
-                message: e.to_string(),
-            }),
-        }
+            Ok(Raised::New { episode, calls })
+        })
     }
 
-    /// Records that every call of the episode was published.
-    pub fn mark_published(&mut self, id: &str, episode: u32) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "UPDATE episodes SET published = 1 WHERE alert_id = ?1 AND episode = ?2",
-                params![id, episode],
-            )
-            .map(|_| ())
-            .map_err(|e| self.err(e))
-    }
-
-    /// Episodes whose raise was cut short (killed between storing the plan
-    /// and publishing it), with the calls still to publish.
-    pub fn unpublished(&self) -> Result<Vec<(String, u32, Vec<CallRow>)>, StoreError> {
+    /// What the spool still owes alert `id`: its scheduled calls not yet
+    /// published, its cancelled calls whose files may still be there.
+    pub fn owed(&self, id: &str) -> Result<Owed, StoreError> {
         let mut st = self
             .conn
-            .prepare(
-                "SELECT alert_id, episode FROM episodes WHERE published = 0 AND state = 'firing'",
+            .prepare_cached(
+                "SELECT id, contact, number, step, round, at, file, outcome, episode,
+                 removal_owed FROM calls WHERE alert_id = ?1
+                 AND (removal_owed = 1 OR (published = 0 AND outcome = 'scheduled'))
+                 ORDER BY at, round, step, id",
             )
-            .map_err(|e| self.err(e))?;
-        let eps: Vec<(String, u32)> = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for (id, ep) in eps {
-            let calls = self
-                .calls(&id, ep)?
-                .into_iter()
-                .filter(|c| c.outcome == Outcome::Scheduled)
-                .collect();
-            out.push((id, ep, calls));
+            .map_err(self.err("read what is owed"))?;
+        let rows = st
+            .query_map([id], |r| Ok((call_row(r)?, r.get::<_, bool>(9)?)))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(self.err("read what is owed"))?;
+        let mut owed = Owed::default();
+        for (c, removal) in rows {
+            if removal {
+                owed.remove.push((c.id, c.file));
+            } else {
+                owed.publish.push(c);
+            }
         }
-        Ok(out)
+        Ok(owed)
+    }
+
+    /// The alerts the spool owes something, and since when (the raise of
+    /// an unpublished call, the cancel of a file not yet removed), oldest
+    /// first.
+    pub fn owing(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT c.alert_id, MIN(CASE WHEN c.removal_owed = 1
+                     THEN COALESCE(c.outcome_at, e.raised_at) ELSE e.raised_at END)
+                 FROM calls c JOIN episodes e ON e.alert_id = c.alert_id AND e.episode = c.episode
+                 WHERE c.removal_owed = 1 OR (c.published = 0 AND c.outcome = 'scheduled')
+                 GROUP BY c.alert_id ORDER BY 2",
+            )
+            .map_err(self.err("read what is owed"))?;
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(self.err("read what is owed"))
+    }
+
+    /// Records that call `call_id`'s file is in `outgoing/`.
+    pub fn mark_call_published(&mut self, call_id: i64) -> Result<(), StoreError> {
+        self.in_tx("record a publish", |tx| {
+            tx.execute("UPDATE calls SET published = 1 WHERE id = ?1", [call_id])
+                .map(|_| ())
+        })
+    }
+
+    /// Records that call `call_id`'s file is gone from `outgoing/`.
+    pub fn mark_call_removed(&mut self, call_id: i64) -> Result<(), StoreError> {
+        self.in_tx("record a removal", |tx| {
+            tx.execute("UPDATE calls SET removal_owed = 0 WHERE id = ?1", [call_id])
+                .map(|_| ())
+        })
     }
 
     fn calls(&self, id: &str, episode: u32) -> Result<Vec<CallRow>, StoreError> {
         let mut st = self
             .conn
-            .prepare(
-                "SELECT id, contact, number, step, round, at, file, outcome FROM calls
+            .prepare_cached(
+                "SELECT id, contact, number, step, round, at, file, outcome, episode FROM calls
                  WHERE alert_id = ?1 AND episode = ?2 ORDER BY at, round, step, id",
             )
-            .map_err(|e| self.err(e))?;
-        st.query_map(params![id, episode], |r| {
-            let o: String = r.get(7)?;
-            Ok(CallRow {
-                id: r.get(0)?,
-                contact: r.get(1)?,
-                number: r.get(2)?,
-                step: r.get(3)?,
-                round: r.get(4)?,
-                at: r.get(5)?,
-                file: r.get(6)?,
-                outcome: Outcome::parse(&o).unwrap_or(Outcome::Failed),
-            })
-        })
-        .and_then(|rows| rows.collect())
-        .map_err(|e| self.err(e))
+            .map_err(self.err("read the calls"))?;
+        st.query_map(params![id, episode], call_row)
+            .and_then(|rows| rows.collect())
+            .map_err(self.err("read the calls"))
     }
 
-    /// Cancels the calls still scheduled of an episode (inside `tx`);
-    /// returns their files.
+    /// Cancels the calls still scheduled of an episode (inside `tx`): their
+    /// files are owed a removal. Returns how many.
     fn cancel_rest(
         tx: &rusqlite::Transaction,
         id: &str,
         episode: u32,
         t: i64,
-    ) -> rusqlite::Result<Vec<String>> {
-        let mut st = tx.prepare(
-            "UPDATE calls SET outcome = 'cancelled', outcome_at = ?3
-             WHERE alert_id = ?1 AND episode = ?2 AND outcome = 'scheduled' RETURNING file",
-        )?;
-        let files = st
-            .query_map(params![id, episode, t], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<String>>>()?;
-        Ok(files)
+    ) -> rusqlite::Result<usize> {
+        tx.execute(
+            "UPDATE calls SET outcome = 'cancelled', outcome_at = ?3, removal_owed = 1
+             WHERE alert_id = ?1 AND episode = ?2 AND outcome = 'scheduled'",
+            params![id, episode, t],
+        )
     }
 
     /// The current episode and its state; `None` for an unknown id.
@@ -496,34 +586,9 @@ impl Store {
             "SELECT e.episode, e.state, e.acked_by FROM alerts a JOIN episodes e
              ON e.alert_id = a.id AND e.episode = a.episode WHERE a.id = ?1",
             [id],
-            |r| {
-                let s: String = r.get(1)?;
-                Ok((
-                    r.get(0)?,
-                    AlertState::parse(&s).unwrap_or(AlertState::Firing),
-                    r.get(2)?,
-                ))
-            },
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()
-    }
-
-    fn in_tx<T>(
-        &mut self,
-        f: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<T>,
-    ) -> Result<T, StoreError> {
-        let path = self.path.clone();
-        let e = |e: rusqlite::Error| StoreError {
-            path: path.clone(),
-            message: e.to_string(),
-        };
-        let tx = self.immediate()?;
-        let v = f(&tx).map_err(e)?;
-        tx.commit().map_err(|x| StoreError {
-            path: path.clone(),
-            message: x.to_string(),
-        })?;
-        Ok(v)
     }
 
     /// Acknowledges alert `id` (from the command line or the web): a firing
@@ -531,7 +596,7 @@ impl Store {
     /// are cancelled. `None` for an unknown id.
     pub fn ack(&mut self, id: &str, by: &str) -> Result<Option<Change>, StoreError> {
         let t = now();
-        self.in_tx(|tx| {
+        self.in_tx("acknowledge", |tx| {
             let Some((ep, state, acked_by)) = Self::current(tx, id)? else {
                 return Ok(None);
             };
@@ -542,12 +607,12 @@ impl Store {
                 }));
             }
             tx.execute(
-                "UPDATE episodes SET state = 'acked', acked_by = ?3, acked_at = ?4, ended_at = ?4
-                 WHERE alert_id = ?1 AND episode = ?2",
+                "UPDATE episodes SET state = 'acked', acked_by = ?3, acked_at = ?4,
+                 ended_at = COALESCE(ended_at, ?4) WHERE alert_id = ?1 AND episode = ?2",
                 params![id, ep, by, t],
             )?;
-            let files = Self::cancel_rest(tx, id, ep, t)?;
-            Ok(Some(Change::Done { files }))
+            let cancelled = Self::cancel_rest(tx, id, ep, t)?;
+            Ok(Some(Change::Done { cancelled }))
         })
     }
 
@@ -555,7 +620,7 @@ impl Store {
     /// `None` for an unknown id.
     pub fn resolve(&mut self, id: &str) -> Result<Option<Change>, StoreError> {
         let t = now();
-        self.in_tx(|tx| {
+        self.in_tx("resolve", |tx| {
             let Some((ep, state, acked_by)) = Self::current(tx, id)? else {
                 return Ok(None);
             };
@@ -570,8 +635,8 @@ impl Store {
                  ended_at = COALESCE(ended_at, ?3) WHERE alert_id = ?1 AND episode = ?2",
                 params![id, ep, t],
             )?;
-            let files = Self::cancel_rest(tx, id, ep, t)?;
-            Ok(Some(Change::Done { files }))
+            let cancelled = Self::cancel_rest(tx, id, ep, t)?;
+            Ok(Some(Change::Done { cancelled }))
         })
     }
 
@@ -580,12 +645,18 @@ impl Store {
     /// scheduled calls are cancelled; else the call was stale.
     pub fn ack_by_call(&mut self, call_id: i64) -> Result<Option<PhoneAck>, StoreError> {
         let t = now();
-        self.in_tx(|tx| {
+        self.in_tx("acknowledge by phone", |tx| {
             let Some((id, ep, contact)) = tx
                 .query_row(
                     "SELECT alert_id, episode, contact FROM calls WHERE id = ?1",
                     [call_id],
-                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?, r.get::<_, String>(2)?)),
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, u32>(1)?,
+                            r.get::<_, String>(2)?,
+                        ))
+                    },
                 )
                 .optional()?
             else {
@@ -603,10 +674,10 @@ impl Store {
                         "UPDATE calls SET outcome = 'answered_acked', outcome_at = ?2 WHERE id = ?1",
                         params![call_id, t],
                     )?;
-                    let files = Self::cancel_rest(tx, &id, ep, t)?;
+                    let cancelled = Self::cancel_rest(tx, &id, ep, t)?;
                     Ok(Some(PhoneAck::Won {
                         alert_id: id,
-                        files,
+                        cancelled,
                     }))
                 }
                 other => {
@@ -619,7 +690,10 @@ impl Store {
                         // a later episode exists: this one is over
                         _ => AlertState::Resolved,
                     };
-                    Ok(Some(PhoneAck::Stale { state }))
+                    Ok(Some(PhoneAck::Stale {
+                        alert_id: id,
+                        state,
+                    }))
                 }
             }
         })
@@ -627,14 +701,14 @@ impl Store {
 
     /// Records the outcome of call `call_id` (unless a final one is
     /// recorded already). When that was the last planned call of a firing
-    /// episode, the episode becomes unacknowledged: returns its alert id.
+    /// episode, the episode becomes unacknowledged.
     pub fn record_outcome(
         &mut self,
         call_id: i64,
         outcome: Outcome,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Recorded, StoreError> {
         let t = now();
-        self.in_tx(|tx| {
+        self.in_tx("record an outcome", |tx| {
             let Some((id, ep)) = tx
                 .query_row(
                     "SELECT alert_id, episode FROM calls WHERE id = ?1",
@@ -643,7 +717,7 @@ impl Store {
                 )
                 .optional()?
             else {
-                return Ok(None);
+                return Ok(Recorded::UnknownCall);
             };
             tx.execute(
                 "UPDATE calls SET outcome = ?2, outcome_at = ?3
@@ -658,15 +732,15 @@ impl Store {
             )?;
             if left == 0 {
                 let n = tx.execute(
-                    "UPDATE episodes SET state = 'unacknowledged', ended_at = ?3
+                    "UPDATE episodes SET state = 'unacknowledged', ended_at = ?3, unacked_at = ?3
                      WHERE alert_id = ?1 AND episode = ?2 AND state = 'firing'",
                     params![id, ep, t],
                 )?;
                 if n == 1 {
-                    return Ok(Some(id));
+                    return Ok(Recorded::Done { unacked: Some(id) });
                 }
             }
-            Ok(None)
+            Ok(Recorded::Done { unacked: None })
         })
     }
 
@@ -680,9 +754,6 @@ impl Store {
                  JOIN alerts a ON a.id = c.alert_id WHERE c.id = ?1",
                 [call_id],
                 |r| {
-                    let o: String = r.get(4)?;
-                    let s: String = r.get(5)?;
-                    let sounds: String = r.get(7)?;
                     let ep: u32 = r.get(1)?;
                     let cur: u32 = r.get(8)?;
                     Ok(CallInfo {
@@ -690,62 +761,54 @@ impl Store {
                         episode: ep,
                         contact: r.get(2)?,
                         number: r.get(3)?,
-                        outcome: Outcome::parse(&o).unwrap_or(Outcome::Failed),
-                        state: AlertState::parse(&s).unwrap_or(AlertState::Firing),
+                        outcome: r.get(4)?,
+                        state: r.get(5)?,
                         current: ep == cur,
                         text: r.get(6)?,
-                        sounds: serde_json::from_str(&sounds).unwrap_or_default(),
+                        sounds: json_map(r, 7)?,
                     })
                 },
             )
             .optional()
-            .map_err(|e| self.err(e))
+            .map_err(self.err(&format!("read call {call_id}")))
     }
 
     /// Checks the database can be written now (a write lock taken and
     /// given back).
     pub fn check_writable(&mut self) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let tx = self.immediate()?;
-        tx.rollback().map_err(|e| StoreError {
-            path,
-            message: e.to_string(),
-        })
+        self.in_tx("take the write lock", |_| Ok(()))
     }
 
     /// Totals for metrics, read at scrape time (several processes write).
     pub fn counts(&self) -> Result<Counts, StoreError> {
+        let e = self.err("count");
         let q = |sql: &str| -> Result<Vec<(String, i64)>, StoreError> {
-            let mut st = self.conn.prepare(sql).map_err(|e| self.err(e))?;
+            let mut st = self.conn.prepare_cached(sql).map_err(&e)?;
             let rows = st
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
                 .and_then(|rows| rows.collect())
-                .map_err(|e| self.err(e));
+                .map_err(&e);
             rows
         };
         let one = |sql: &str| -> Result<i64, StoreError> {
-            self.conn
-                .query_row(sql, [], |r| r.get(0))
-                .map_err(|e| self.err(e))
+            self.conn.query_row(sql, [], |r| r.get(0)).map_err(&e)
         };
         let mut st = self
             .conn
-            .prepare("SELECT acked_at - raised_at FROM episodes WHERE acked_at IS NOT NULL")
-            .map_err(|e| self.err(e))?;
+            .prepare_cached("SELECT acked_at - raised_at FROM episodes WHERE acked_at IS NOT NULL")
+            .map_err(&e)?;
         let ack_delays = st
             .query_map([], |r| r.get(0))
             .and_then(|rows| rows.collect())
-            .map_err(|e| self.err(e))?;
+            .map_err(&e)?;
         Ok(Counts {
             open_by_state: q("SELECT e.state, COUNT(*) FROM alerts a JOIN episodes e
                  ON e.alert_id = a.id AND e.episode = a.episode GROUP BY e.state")?,
             raised: one("SELECT COUNT(*) FROM episodes")?,
             acked: one("SELECT COUNT(*) FROM episodes WHERE acked_at IS NOT NULL")?,
             resolved: one("SELECT COUNT(*) FROM episodes WHERE resolved_at IS NOT NULL")?,
-            unacknowledged: one(
-                "SELECT COUNT(*) FROM episodes WHERE acked_at IS NULL AND ended_at IS NOT NULL
-                 AND (resolved_at IS NULL OR ended_at < resolved_at)",
-            )?,
+            unacknowledged: one("SELECT COUNT(*) FROM episodes WHERE unacked_at IS NOT NULL")?,
+            calls_planned: one("SELECT COUNT(*) FROM calls")?,
             calls: q("SELECT outcome, COUNT(*) FROM calls GROUP BY outcome")?,
             ack_delays,
         })
@@ -770,41 +833,53 @@ impl Store {
     fn views(&self, id: Option<&str>, with_calls: bool) -> Result<Vec<AlertView>, StoreError> {
         let mut st = self
             .conn
-            .prepare(
+            .prepare_cached(
                 "SELECT e.alert_id, e.episode, e.state, e.text, e.chain, e.labels, e.raised_at,
-                 e.acked_by, e.acked_at, e.resolved_at, e.sounds, e.speech_error
+                 e.acked_by, e.acked_at, e.resolved_at, e.sounds, e.speech_error, e.labels_cut
                  FROM alerts a JOIN episodes e ON e.alert_id = a.id AND e.episode = a.episode
                  WHERE ?1 IS NULL OR a.id = ?1 ORDER BY e.raised_at DESC, a.id",
             )
-            .map_err(|e| self.err(e))?;
+            .map_err(self.err("list"))?;
         let mut out: Vec<AlertView> = st
             .query_map([id], |r| {
-                let s: String = r.get(2)?;
-                let labels: String = r.get(5)?;
-                let sounds: String = r.get(10)?;
                 Ok(AlertView {
                     id: r.get(0)?,
                     episode: r.get(1)?,
-                    state: AlertState::parse(&s).unwrap_or(AlertState::Firing),
+                    state: r.get(2)?,
                     text: r.get(3)?,
                     chain: r.get(4)?,
-                    labels: serde_json::from_str(&labels).unwrap_or_default(),
+                    labels: json_map(r, 5)?,
                     raised_at: r.get(6)?,
                     acked_by: r.get(7)?,
                     acked_at: r.get(8)?,
                     resolved_at: r.get(9)?,
-                    sounds: serde_json::from_str(&sounds).unwrap_or_default(),
+                    sounds: json_map(r, 10)?,
                     speech_error: r.get(11)?,
-                    calls: Vec::new(),
+                    labels_cut: r.get(12)?,
+                    calls: None,
                 })
             })
             .and_then(|rows| rows.collect())
-            .map_err(|e| self.err(e))?;
+            .map_err(self.err("list"))?;
         if with_calls {
             for a in &mut out {
-                a.calls = self.calls(&a.id, a.episode)?;
+                a.calls = Some(self.calls(&a.id, a.episode)?);
             }
         }
         Ok(out)
     }
+}
+
+fn call_row(r: &rusqlite::Row) -> rusqlite::Result<CallRow> {
+    Ok(CallRow {
+        id: r.get(0)?,
+        contact: r.get(1)?,
+        number: r.get(2)?,
+        step: r.get(3)?,
+        round: r.get(4)?,
+        at: r.get(5)?,
+        file: r.get(6)?,
+        outcome: r.get(7)?,
+        episode: r.get(8)?,
+    })
 }

@@ -16,15 +16,14 @@
 //! so a caller hanging up (SIGHUP, 511, EOF) loses nothing.
 
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
 
 use agi_callback::agi::{Command, FdReader, Reply, Session, SessionError};
 use agi_callback::alert::config::{default_path, AlertsConfig};
 use agi_callback::alert::pager::Pager;
-use agi_callback::alert::store::PhoneAck;
+use agi_callback::alert::store::{PhoneAck, Recorded};
 use agi_callback::alert::{AlertState, Outcome};
-use agi_callback::speech::{self, Phrase};
-use agi_callback::{escape_bytes, fsio, paths};
+use agi_callback::speech::Phrase;
+use agi_callback::{error_chain, escape_bytes, fsio, paths};
 
 /// Rounds of message + wait.
 const ROUNDS: usize = 3;
@@ -155,26 +154,6 @@ fn is_dead_safe(cmd: &Command) -> bool {
     b.starts_with(b"SET VARIABLE") || b.starts_with(b"VERBOSE") || b.starts_with(b"GET ")
 }
 
-/// The file for Asterisk: the path without `.wav`.
-fn playable(p: &Path) -> String {
-    p.with_extension("").to_string_lossy().into_owned()
-}
-
-fn phrase_file(cfg: &AlertsConfig, lang: &str, which: Phrase, stock: &str) -> String {
-    let voice = speech::voice(&cfg.speech, lang);
-    let p = speech::cache_path(
-        &cfg.speech,
-        &cfg.sounds_dir,
-        &voice,
-        speech::phrase(lang, which),
-    );
-    if p.is_file() {
-        playable(&p)
-    } else {
-        stock.to_string()
-    }
-}
-
 fn run<R: agi_callback::agi::Lookahead, W: Write>(reader: R, writer: W) -> i32 {
     let mut s = Session::new(reader, writer);
     let env = match s.read_env().and_then(|e| {
@@ -209,11 +188,12 @@ fn run<R: agi_callback::agi::Lookahead, W: Write>(reader: R, writer: W) -> i32 {
             return 1;
         }
     };
-    let mut pager = match Pager::open(cfg) {
+    let pager = match Pager::open(cfg) {
         Ok(p) => p,
         Err(e) => {
-            log_line("ERROR", &e.to_string());
-            agi.status("ERROR", &e.to_string());
+            let m = error_chain(&e);
+            log_line("ERROR", &m);
+            agi.status("ERROR", &m);
             return 1;
         }
     };
@@ -221,7 +201,7 @@ fn run<R: agi_callback::agi::Lookahead, W: Write>(reader: R, writer: W) -> i32 {
         let reason = arg(3).unwrap_or_default();
         let outcome = Outcome::from_reason(&reason);
         return match pager.record_outcome(call_id, outcome) {
-            Ok(unacked) => {
+            Ok(Recorded::Done { unacked }) => {
                 log_line(
                     "INFO",
                     &format!("call {call_id}: {outcome} (REASON {reason})"),
@@ -232,14 +212,23 @@ fn run<R: agi_callback::agi::Lookahead, W: Write>(reader: R, writer: W) -> i32 {
                 agi.status("RECORDED", &format!("call {call_id}: {outcome}"));
                 0
             }
+            Ok(Recorded::UnknownCall) => {
+                let m = format!(
+                    "call {call_id}: unknown (not in the alert database); REASON {reason} not recorded"
+                );
+                log_line("ERROR", &m);
+                agi.status("ERROR", &m);
+                1
+            }
             Err(e) => {
-                log_line("ERROR", &format!("call {call_id}: {e}"));
-                agi.status("ERROR", &e.to_string());
+                let m = format!("call {call_id}: {}", error_chain(&e));
+                log_line("ERROR", &m);
+                agi.status("ERROR", &m);
                 1
             }
         };
     }
-    answered(&mut agi, &mut pager, call_id)
+    answered(&mut agi, &pager, call_id)
 }
 
 fn warn_unacked(id: &str) {
@@ -249,8 +238,8 @@ fn warn_unacked(id: &str) {
     );
 }
 
-fn answered<R: io::BufRead, W: Write>(agi: &mut Agi<R, W>, pager: &mut Pager, call_id: i64) -> i32 {
-    let info = match pager.store.call_info(call_id) {
+fn answered<R: io::BufRead, W: Write>(agi: &mut Agi<R, W>, pager: &Pager, call_id: i64) -> i32 {
+    let info = match pager.call_info(call_id) {
         Ok(Some(i)) => i,
         Ok(None) => {
             let m = format!("no call {call_id} in the alert database");
@@ -259,14 +248,14 @@ fn answered<R: io::BufRead, W: Write>(agi: &mut Agi<R, W>, pager: &mut Pager, ca
             return 1;
         }
         Err(e) => {
-            log_line("ERROR", &e.to_string());
-            agi.status("ERROR", &e.to_string());
+            let m = error_chain(&e);
+            log_line("ERROR", &m);
+            agi.status("ERROR", &m);
             return 1;
         }
     };
-    let cfg = pager.cfg.clone();
-    let lang = cfg.language_of(&info.contact);
-    let stale_file = phrase_file(&cfg, &lang, Phrase::Stale, "vm-goodbye");
+    let lang = pager.config().language_of(&info.contact);
+    let stale_file = pager.phrase_sound(&lang, Phrase::Stale, "vm-goodbye");
     if !(info.current && info.state == AlertState::Firing) {
         let _ = pager.record_outcome(call_id, Outcome::Stale);
         log_line(
@@ -283,14 +272,8 @@ fn answered<R: io::BufRead, W: Write>(agi: &mut Agi<R, W>, pager: &mut Pager, ca
         );
         return 0;
     }
-    let message = info
-        .sounds
-        .get(&lang)
-        .map(PathBuf::from)
-        .filter(|p| p.is_file())
-        .map(|p| playable(&p))
-        .unwrap_or_else(|| cfg.fallback_prompt.clone());
-    let digit = cfg.ack_digit;
+    let message = pager.message_sound(&info, &lang);
+    let digit = pager.config().ack_digit;
     let mut pressed = false;
     for _ in 0..ROUNDS {
         match agi.play(&message, Some(digit)) {
@@ -321,7 +304,7 @@ fn answered<R: io::BufRead, W: Write>(agi: &mut Agi<R, W>, pager: &mut Pager, ca
                 if agi.gone { " (hung up)" } else { "" }
             ),
         );
-        if let Ok(Some(id)) = unacked {
+        if let Ok(Recorded::Done { unacked: Some(id) }) = unacked {
             warn_unacked(&id);
         }
         agi.status(
@@ -331,16 +314,18 @@ fn answered<R: io::BufRead, W: Write>(agi: &mut Agi<R, W>, pager: &mut Pager, ca
         return 0;
     }
     match pager.ack_by_call(call_id) {
-        Ok(Some(PhoneAck::Won { alert_id, files })) => {
+        Ok(Some(PhoneAck::Won {
+            alert_id,
+            cancelled,
+        })) => {
             log_line(
                 "INFO",
                 &format!(
-                    "alert {alert_id} acked by {} (call {call_id}); {} pending call(s) removed",
+                    "alert {alert_id} acked by {} (call {call_id}); {cancelled} pending call(s) removed",
                     info.contact,
-                    files.len()
                 ),
             );
-            let ok = phrase_file(&cfg, &lang, Phrase::Acked, "auth-thankyou");
+            let ok = pager.phrase_sound(&lang, Phrase::Acked, "auth-thankyou");
             agi.play(&ok, None);
             agi.status(
                 "ACKED",
@@ -348,7 +333,7 @@ fn answered<R: io::BufRead, W: Write>(agi: &mut Agi<R, W>, pager: &mut Pager, ca
             );
             0
         }
-        Ok(Some(PhoneAck::Stale { state })) => {
+        Ok(Some(PhoneAck::Stale { state, .. })) => {
             log_line(
                 "INFO",
                 &format!(
@@ -368,8 +353,9 @@ fn answered<R: io::BufRead, W: Write>(agi: &mut Agi<R, W>, pager: &mut Pager, ca
             1
         }
         Err(e) => {
-            log_line("ERROR", &format!("call {call_id}: {e}"));
-            agi.status("ERROR", &e.to_string());
+            let m = format!("call {call_id}: {}", error_chain(&e));
+            log_line("ERROR", &m);
+            agi.status("ERROR", &m);
             1
         }
     }

@@ -417,6 +417,24 @@ impl Spool {
         Ok(())
     }
 
+    /// `Ok` when `outgoing/` and `tmp/` are directories this process can
+    /// write into; else which one and why.
+    pub fn check_writable(&self) -> Result<(), String> {
+        for path in [self.outgoing(), self.staging()] {
+            let c = CString::new(path.as_os_str().as_bytes())
+                .map_err(|_| format!("{}: a NUL in the path", path.display()))?;
+            // SAFETY: a NUL-terminated path; access(2) only reads it.
+            if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
+                return Err(format!(
+                    "{}: not writable: {}",
+                    path.display(),
+                    io::Error::last_os_error()
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Is `outgoing/<name>` there?
     pub fn is_pending(&self, name: &str) -> bool {
         valid_name(name) && fs::symlink_metadata(self.outgoing().join(name)).is_ok()

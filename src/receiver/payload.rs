@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::alert::pager::RaiseRequest;
-use crate::alert::valid_id;
+use crate::alert::{cut, valid_id};
 
 /// Text of several alerts is cut to about this many bytes: some 20 seconds
 /// of speech.
@@ -97,18 +97,6 @@ fn one_text(a: &AmAlert) -> String {
     }
 }
 
-/// Cuts `s` to at most `max` bytes on a character boundary.
-fn cut(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
 /// The spoken text of a group's firing alerts: one alert's own text, or
 /// "3 alerts: A; B; and 1 more", bounded to [`MAX_SPOKEN`] bytes.
 pub fn group_text(alerts: &[AmAlert], fallback: &str) -> String {
@@ -164,12 +152,14 @@ pub fn from_group(prefix: &str, p: &AmPayload) -> Result<Action, String> {
                 .clone()
                 .or_else(|| p.common_labels.get("alertname").cloned())
                 .unwrap_or_else(|| "An alert is firing".into());
-            Ok(Action::Raise(RaiseRequest {
+            // Labels and text fitted to the bounds, never refused: the
+            // sender does not retry a 4xx.
+            Ok(Action::Raise(RaiseRequest::fitted(
                 id,
-                text: group_text(&p.alerts, &fallback),
-                chain: None,
-                labels: p.common_labels.clone(),
-            }))
+                &group_text(&p.alerts, &fallback),
+                None,
+                &p.common_labels,
+            )))
         }
         "resolved" => Ok(Action::Resolve { id }),
         other => Err(format!(
@@ -194,12 +184,12 @@ pub fn from_generic(g: &Generic) -> Result<Action, String> {
                 .clone()
                 .filter(|t| !t.trim().is_empty())
                 .ok_or("text: missing or empty")?;
-            Ok(Action::Raise(RaiseRequest {
-                id: g.id.clone(),
-                text,
-                chain: g.chain.clone(),
-                labels: g.labels.clone(),
-            }))
+            Ok(Action::Raise(RaiseRequest::fitted(
+                g.id.clone(),
+                &text,
+                g.chain.clone(),
+                &g.labels,
+            )))
         }
         "resolved" => Ok(Action::Resolve { id: g.id.clone() }),
         other => Err(format!(

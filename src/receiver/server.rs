@@ -1,15 +1,22 @@
-//! The HTTP receiver: axum on tokio. Every request that changes something
-//! runs the same pager operation the command line runs, on a blocking
-//! thread (SQLite and the spool are synchronous), and a 2xx is sent only
-//! once the alert is committed and its call files are published.
+//! The HTTP receiver: axum on hyper and tokio. Every request that changes
+//! something runs the same [`Pager`] operation the command line runs, on a
+//! blocking thread, with no lock shared between requests (speech is
+//! rendered a few at a time, outside any of them); a 2xx is sent only once
+//! the alert is committed and the spool agrees with it.
+//!
+//! The connection layer is ours (hyper's HTTP/1 server with a timer): a
+//! client gets 10 s to send a request's headers, also between requests on
+//! a kept-alive connection, so idle and trickling connections are closed;
+//! connections are capped below the descriptor limit, which is raised to
+//! its hard limit at start. A task settles, every few seconds, whatever
+//! the spool still owes (a publish or removal that failed).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{MatchedPath, Path, Query, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -21,32 +28,43 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
 
 use super::payload::{self, Action, AmPayload, Generic};
-use crate::alert::config::AlertsConfig;
-use crate::alert::pager::{Pager, PagerError, RaiseOutcome};
-use crate::alert::store::Change;
-use crate::escape_bytes;
+use crate::alert::pager::{unix_now, Pager, PagerError, Report};
+use crate::alert::store::Counts;
+use crate::{error_chain, escape_bytes};
 
 /// Largest request body.
 pub const MAX_BODY: usize = 1 << 20;
-/// A request taking longer is answered 408.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// A request's body must arrive within this, else 408 (nothing was done).
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// The time a raise gives speech: past it the alert is raised with the
+/// fallback prompt, well inside any sender's timeout.
+pub const SPEECH_BUDGET: Duration = Duration::from_secs(20);
+/// A client must send a request's headers within this (also the idle
+/// time allowed between requests on a kept-alive connection).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// After SIGTERM, requests in flight get this long to finish.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
+/// How often the spool's debts are settled in the background.
+pub const RETRY_EVERY: Duration = Duration::from_secs(3);
+/// Descriptors kept free of connections (the database, the spool, speech).
+const FD_RESERVE: u64 = 128;
+/// Most connections at once, whatever the descriptor limit.
+const MAX_CONNECTIONS: u64 = 16_384;
+/// Bytes of a request path written to the log.
+const LOGGED_PATH: usize = 200;
 
 /// What `autodial serve` was asked to do.
 pub struct Options {
     pub listen: SocketAddr,
     pub token: Option<Vec<u8>>,
-    pub config: AlertsConfig,
+    pub pager: Pager,
 }
 
 struct App {
-    pager: Mutex<Pager>,
+    pager: Arc<Pager>,
     token: Option<Vec<u8>>,
-    spool_dir: PathBuf,
     /// Requests by matched route and status.
     requests: Mutex<BTreeMap<(String, u16), u64>>,
 }
@@ -90,6 +108,11 @@ impl Reply {
             "rejected",
         )
     }
+    fn report(r: Report) -> Reply {
+        let (id, word) = (r.id.clone(), r.status);
+        let body = serde_json::to_value(&r).unwrap_or(Value::Null);
+        Reply::new(StatusCode::OK, body, Some(id), word)
+    }
 }
 
 impl IntoResponse for Reply {
@@ -100,8 +123,55 @@ impl IntoResponse for Reply {
     }
 }
 
-/// Reads a JSON body into `T`; a 400 naming the field at fault otherwise.
+/// Reads a request body within [`BODY_TIMEOUT`] and [`MAX_BODY`]: 408 or
+/// 413 otherwise (nothing was done).
+async fn read_body(body: Body) -> Result<Bytes, Reply> {
+    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY)).await {
+        Err(_) => Err(Reply::error(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the body did not arrive within {} s",
+                BODY_TIMEOUT.as_secs()
+            ),
+            None,
+        )),
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(e)) => {
+            let mut src: Option<&dyn std::error::Error> = Some(&e);
+            while let Some(s) = src {
+                if s.is::<http_body_util::LengthLimitError>() {
+                    return Err(too_large());
+                }
+                src = s.source();
+            }
+            Err(Reply::error(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the body: {}", error_chain(&e)),
+                None,
+            ))
+        }
+    }
+}
+
+fn too_large() -> Reply {
+    Reply::error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the body is larger than {} bytes", MAX_BODY),
+        None,
+    )
+}
+
+/// Reads a JSON object into `T`; a 400 naming the field at fault
+/// otherwise. Only an object is a payload (serde would read a struct from
+/// an array too).
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Reply> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(Reply::error(
+            StatusCode::BAD_REQUEST,
+            "invalid JSON: a JSON object is expected",
+            None,
+        ));
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -126,109 +196,80 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Reply> {
     })
 }
 
-/// Runs `f` with the pager on a blocking thread.
+/// Runs `f` with the pager on a blocking thread (no lock of ours held).
 async fn with_pager<T: Send + 'static>(
     app: &Shared,
-    f: impl FnOnce(&mut Pager) -> T + Send + 'static,
+    f: impl FnOnce(&Pager) -> T + Send + 'static,
 ) -> Result<T, Reply> {
-    let app = app.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut p = app.pager.lock().unwrap_or_else(|e| e.into_inner());
-        f(&mut p)
-    })
-    .await
-    .map_err(|e| Reply::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))
+    let pager = app.pager.clone();
+    tokio::task::spawn_blocking(move || f(&pager))
+        .await
+        .map_err(|e| Reply::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))
 }
 
+/// The one mapping of pager errors to statuses.
 fn pager_error(e: PagerError, id: Option<String>) -> Reply {
     let mut r = match &e {
         PagerError::Invalid(m) => Reply::invalid(m.clone()),
         PagerError::NoRoute(_) => {
             Reply::error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string(), None)
         }
-        // The sender retries: nothing was acknowledged.
-        PagerError::Store(_) | PagerError::Spool(_) => {
-            Reply::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None)
-        }
+        // The sender retries: nothing was acknowledged, and the retry
+        // finishes what this attempt left owed.
+        _ => Reply::error(StatusCode::INTERNAL_SERVER_ERROR, error_chain(&e), None),
     };
     r.log.id = id;
     r
 }
 
 /// Carries out a webhook's action.
-async fn act(app: &Shared, action: Action) -> Reply {
+async fn act(app: &Shared, action: Action, started: Instant) -> Reply {
     match action {
         Action::Raise(req) => {
             let id = req.id.clone();
-            let r = with_pager(app, move |p| p.raise(&req)).await;
+            let deadline = started + SPEECH_BUDGET;
+            let r = with_pager(app, move |p| {
+                p.raise(&req, Some(deadline))
+                    .map(|o| Report::of_raise(&req.id, &o))
+            })
+            .await;
             match r {
                 Err(reply) => reply,
                 Ok(Err(e)) => pager_error(e, Some(id)),
-                Ok(Ok(RaiseOutcome::Raised {
-                    episode,
-                    calls,
-                    speech_error,
-                })) => Reply::new(
-                    StatusCode::OK,
-                    json!({"status": "raised", "id": id, "episode": episode,
-                           "calls": calls.len(), "speech_error": speech_error}),
-                    Some(id),
-                    "raised",
-                ),
-                Ok(Ok(RaiseOutcome::Updated {
-                    episode,
-                    state,
-                    changed,
-                })) => {
-                    let outcome = if changed { "updated" } else { "duplicate" };
-                    Reply::new(
-                        StatusCode::OK,
-                        json!({"status": outcome, "id": id, "episode": episode, "state": state.as_str()}),
-                        Some(id),
-                        outcome,
-                    )
-                }
+                Ok(Ok(rep)) => Reply::report(rep),
             }
         }
         Action::Resolve { id } => {
             let key = id.clone();
-            let r = with_pager(app, move |p| p.resolve(&key)).await;
+            let r = with_pager(app, move |p| {
+                p.resolve(&key)
+                    .map(|c| Report::of_change("resolved", &key, &c))
+            })
+            .await;
             match r {
                 Err(reply) => reply,
                 Ok(Err(e)) => pager_error(e, Some(id)),
-                Ok(Ok(None)) => Reply::new(
-                    StatusCode::OK,
-                    json!({"status": "unknown", "id": id}),
-                    Some(id),
-                    "unknown",
-                ),
-                Ok(Ok(Some(Change::Done { files }))) => Reply::new(
-                    StatusCode::OK,
-                    json!({"status": "resolved", "id": id, "calls_cancelled": files.len()}),
-                    Some(id),
-                    "resolved",
-                ),
-                Ok(Ok(Some(Change::Already { state, .. }))) => Reply::new(
-                    StatusCode::OK,
-                    json!({"status": "duplicate", "id": id, "state": state.as_str()}),
-                    Some(id),
-                    "duplicate",
-                ),
+                Ok(Ok(rep)) => Reply::report(rep),
             }
         }
     }
 }
 
-async fn alertmanager(State(app): State<Shared>, body: Bytes) -> Reply {
-    group(&app, "am", &body).await
+async fn alertmanager(State(app): State<Shared>, body: Body) -> Reply {
+    group(&app, "am", body).await
 }
 
-async fn grafana(State(app): State<Shared>, body: Bytes) -> Reply {
-    group(&app, "gf", &body).await
+async fn grafana(State(app): State<Shared>, body: Body) -> Reply {
+    group(&app, "gf", body).await
 }
 
-async fn group(app: &Shared, prefix: &str, body: &[u8]) -> Reply {
-    let p: AmPayload = match parse(body) {
+async fn group(app: &Shared, prefix: &str, body: Body) -> Reply {
+    let started = Instant::now();
+    let body = match read_body(body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let p: AmPayload = match parse(&body) {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -240,18 +281,23 @@ async fn group(app: &Shared, prefix: &str, body: &[u8]) -> Reply {
         );
     }
     match payload::from_group(prefix, &p) {
-        Ok(a) => act(app, a).await,
+        Ok(a) => act(app, a, started).await,
         Err(e) => Reply::invalid(e),
     }
 }
 
-async fn generic(State(app): State<Shared>, body: Bytes) -> Reply {
+async fn generic(State(app): State<Shared>, body: Body) -> Reply {
+    let started = Instant::now();
+    let body = match read_body(body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     let g: Generic = match parse(&body) {
         Ok(g) => g,
         Err(r) => return r,
     };
     match payload::from_generic(&g) {
-        Ok(a) => act(&app, a).await,
+        Ok(a) => act(&app, a, started).await,
         Err(e) => Reply::invalid(e),
     }
 }
@@ -264,29 +310,34 @@ struct ListQuery {
 
 async fn list(State(app): State<Shared>, Query(q): Query<ListQuery>) -> Reply {
     let all = matches!(q.all.as_deref(), Some("1" | "true" | "yes" | ""));
-    match with_pager(&app, move |p| p.store.list(all)).await {
+    match with_pager(&app, move |p| p.list(all)).await {
         Err(r) => r,
-        Ok(Err(e)) => pager_error(e.into(), None),
+        Ok(Err(e)) => pager_error(e, None),
         Ok(Ok(v)) => Reply::new(
             StatusCode::OK,
-            Value::Array(v.iter().map(|a| a.to_json(false)).collect()),
+            serde_json::to_value(&v).unwrap_or(Value::Null),
             None,
             "listed",
         ),
     }
 }
 
+fn no_such_alert() -> Reply {
+    Reply::error(StatusCode::NOT_FOUND, "no such alert", Some("id".into()))
+}
+
 async fn show(State(app): State<Shared>, Path(id): Path<String>) -> Reply {
     let key = id.clone();
-    match with_pager(&app, move |p| p.store.show(&key)).await {
+    match with_pager(&app, move |p| p.show(&key)).await {
         Err(r) => r,
-        Ok(Err(e)) => pager_error(e.into(), None),
-        Ok(Ok(None)) => {
-            let mut r = Reply::error(StatusCode::NOT_FOUND, "no such alert", Some("id".into()));
-            r.log.id = Some(escape_bytes(id.as_bytes()));
-            r
-        }
-        Ok(Ok(Some(a))) => Reply::new(StatusCode::OK, a.to_json(true), Some(id), "shown"),
+        Ok(Err(e)) => pager_error(e, None),
+        Ok(Ok(None)) => no_such_alert(),
+        Ok(Ok(Some(a))) => Reply::new(
+            StatusCode::OK,
+            serde_json::to_value(&a).unwrap_or(Value::Null),
+            Some(id),
+            "shown",
+        ),
     }
 }
 
@@ -296,7 +347,11 @@ struct AckBody {
     by: Option<String>,
 }
 
-async fn ack(State(app): State<Shared>, Path(id): Path<String>, body: Bytes) -> Reply {
+async fn ack(State(app): State<Shared>, Path(id): Path<String>, body: Body) -> Reply {
+    let body = match read_body(body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     let b: AckBody = if body.iter().all(u8::is_ascii_whitespace) {
         AckBody::default()
     } else {
@@ -314,52 +369,23 @@ async fn ack(State(app): State<Shared>, Path(id): Path<String>, body: Bytes) -> 
         );
     }
     let key = id.clone();
-    match with_pager(&app, move |p| p.ack(&key, &by)).await {
+    match with_pager(&app, move |p| {
+        p.ack(&key, &by)
+            .map(|c| (c.is_some(), Report::of_change("acked", &key, &c)))
+    })
+    .await
+    {
         Err(r) => r,
         Ok(Err(e)) => pager_error(e, Some(id)),
-        Ok(Ok(None)) => {
-            let mut r = Reply::error(StatusCode::NOT_FOUND, "no such alert", Some("id".into()));
-            r.log.id = Some(escape_bytes(id.as_bytes()));
-            r
-        }
-        Ok(Ok(Some(Change::Done { files }))) => Reply::new(
-            StatusCode::OK,
-            json!({"status": "acked", "id": id, "calls_cancelled": files.len()}),
-            Some(id),
-            "acked",
-        ),
-        Ok(Ok(Some(Change::Already { state, by }))) => Reply::new(
-            StatusCode::OK,
-            json!({"status": "duplicate", "id": id, "state": state.as_str(), "acked_by": by}),
-            Some(id),
-            "duplicate",
-        ),
+        Ok(Ok((false, _))) => no_such_alert(),
+        Ok(Ok((true, rep))) => Reply::report(rep),
     }
 }
 
-/// 200 when the database and the spool can be written, 503 with the
-/// reason otherwise.
+/// 200 when the database and the spool can be written and the spool owes
+/// nothing for 30 s or more; 503 with the reason otherwise.
 async fn healthz(State(app): State<Shared>) -> Reply {
-    let spool = app.spool_dir.clone();
-    let r = with_pager(&app, move |p| -> Result<(), String> {
-        p.store.check_writable().map_err(|e| e.to_string())?;
-        for d in ["outgoing", "tmp"] {
-            let path = spool.join(d);
-            let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-                .map_err(|_| format!("{}: bad path", path.display()))?;
-            // SAFETY: a NUL-terminated path.
-            if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
-                return Err(format!(
-                    "{}: not writable: {}",
-                    path.display(),
-                    std::io::Error::last_os_error()
-                ));
-            }
-        }
-        Ok(())
-    })
-    .await;
-    match r {
+    match with_pager(&app, |p| p.health(unix_now())).await {
         Err(r) => r,
         Ok(Ok(())) => Reply::new(StatusCode::OK, json!({"status": "ok"}), None, "healthy"),
         Ok(Err(e)) => Reply::new(
@@ -374,116 +400,127 @@ async fn healthz(State(app): State<Shared>) -> Reply {
 /// Prometheus text format: alert and call totals read from the database
 /// (several processes write it), requests counted here.
 async fn metrics(State(app): State<Shared>) -> Response {
-    let counts = with_pager(&app, |p| p.store.counts()).await;
-    let counts = match counts {
+    let counts = match with_pager(&app, |p| p.counts()).await {
         Ok(Ok(c)) => c,
-        Ok(Err(e)) => return pager_error(e.into(), None).into_response(),
+        Ok(Err(e)) => return pager_error(e, None).into_response(),
         Err(r) => return r.into_response(),
     };
-    let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str| {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-    };
-    metric(
-        "autodial_alerts_raised_total",
-        "counter",
-        "Alert episodes raised.",
-    );
-    metric(
-        "autodial_alerts_acknowledged_total",
-        "counter",
-        "Alert episodes acknowledged.",
-    );
-    metric(
-        "autodial_alerts_resolved_total",
-        "counter",
-        "Alert episodes resolved.",
-    );
-    metric(
-        "autodial_alerts_unacknowledged_total",
-        "counter",
-        "Alert episodes whose chain ran out unacknowledged.",
-    );
-    metric(
-        "autodial_alerts",
-        "gauge",
-        "Alerts by the state of their current episode.",
-    );
-    metric(
-        "autodial_calls_total",
-        "counter",
-        "Planned calls by outcome.",
-    );
-    metric(
-        "autodial_http_requests_total",
-        "counter",
-        "HTTP requests by endpoint and status.",
-    );
-    metric(
-        "autodial_ack_seconds",
-        "histogram",
-        "Time from raise to acknowledgement.",
-    );
-    let mut body = String::new();
-    body.push_str(&format!("autodial_alerts_raised_total {}\n", counts.raised));
-    body.push_str(&format!(
-        "autodial_alerts_acknowledged_total {}\n",
-        counts.acked
-    ));
-    body.push_str(&format!(
-        "autodial_alerts_resolved_total {}\n",
-        counts.resolved
-    ));
-    body.push_str(&format!(
-        "autodial_alerts_unacknowledged_total {}\n",
-        counts.unacknowledged
-    ));
-    for state in ["firing", "acked", "resolved", "unacknowledged"] {
-        let n = counts
-            .open_by_state
-            .iter()
-            .find(|(s, _)| s == state)
-            .map_or(0, |(_, n)| *n);
-        body.push_str(&format!("autodial_alerts{{state=\"{state}\"}} {n}\n"));
-    }
-    for (outcome, n) in &counts.calls {
-        body.push_str(&format!(
-            "autodial_calls_total{{outcome=\"{}\"}} {n}\n",
-            label(outcome)
-        ));
-    }
-    for ((path, status), n) in app
+    let requests = app
         .requests
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .iter()
-    {
-        body.push_str(&format!(
-            "autodial_http_requests_total{{endpoint=\"{}\",status=\"{status}\"}} {n}\n",
-            label(path)
-        ));
-    }
-    let buckets = [10, 30, 60, 120, 300, 600, 1800, 3600];
-    for b in buckets {
-        let n = counts.ack_delays.iter().filter(|&&d| d <= b).count();
-        body.push_str(&format!("autodial_ack_seconds_bucket{{le=\"{b}\"}} {n}\n"));
-    }
-    body.push_str(&format!(
-        "autodial_ack_seconds_bucket{{le=\"+Inf\"}} {}\n",
-        counts.ack_delays.len()
-    ));
-    body.push_str(&format!(
-        "autodial_ack_seconds_sum {}\nautodial_ack_seconds_count {}\n",
-        counts.ack_delays.iter().sum::<i64>(),
-        counts.ack_delays.len()
-    ));
-    out.push_str(&body);
-    let mut r = (StatusCode::OK, out).into_response();
+        .clone();
+    let mut r = (StatusCode::OK, exposition(&counts, &requests)).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     r
+}
+
+/// The metrics text: each family's `HELP` and `TYPE` right before its
+/// samples. Every `_total` is a counter that never goes down.
+pub fn exposition(c: &Counts, requests: &BTreeMap<(String, u16), u64>) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, String)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (suffix_labels, value) in samples {
+            let _ = writeln!(out, "{name}{suffix_labels} {value}");
+        }
+    };
+    let one = |v: i64| vec![(String::new(), v.to_string())];
+    family(
+        "autodial_alerts_raised_total",
+        "counter",
+        "Alert episodes raised.",
+        &one(c.raised),
+    );
+    family(
+        "autodial_alerts_acknowledged_total",
+        "counter",
+        "Alert episodes acknowledged.",
+        &one(c.acked),
+    );
+    family(
+        "autodial_alerts_resolved_total",
+        "counter",
+        "Alert episodes resolved.",
+        &one(c.resolved),
+    );
+    family(
+        "autodial_alerts_unacknowledged_total",
+        "counter",
+        "Alert episodes whose chain ran out unacknowledged (counted when it ran out, kept after a late ack).",
+        &one(c.unacknowledged),
+    );
+    let by_state: Vec<(String, String)> = ["firing", "acked", "resolved", "unacknowledged"]
+        .iter()
+        .map(|state| {
+            let n = c
+                .open_by_state
+                .iter()
+                .find(|(s, _)| s == state)
+                .map_or(0, |(_, n)| *n);
+            (format!("{{state=\"{state}\"}}"), n.to_string())
+        })
+        .collect();
+    family(
+        "autodial_alerts",
+        "gauge",
+        "Alerts by the state of their current episode.",
+        &by_state,
+    );
+    family(
+        "autodial_calls_planned_total",
+        "counter",
+        "Calls planned.",
+        &one(c.calls_planned),
+    );
+    let calls: Vec<(String, String)> = c
+        .calls
+        .iter()
+        .map(|(o, n)| (format!("{{outcome=\"{}\"}}", label(o)), n.to_string()))
+        .collect();
+    family(
+        "autodial_calls",
+        "gauge",
+        "Planned calls by their outcome now (scheduled ones move on).",
+        &calls,
+    );
+    let reqs: Vec<(String, String)> = requests
+        .iter()
+        .map(|((path, status), n)| {
+            (
+                format!("{{endpoint=\"{}\",status=\"{status}\"}}", label(path)),
+                n.to_string(),
+            )
+        })
+        .collect();
+    family(
+        "autodial_http_requests_total",
+        "counter",
+        "HTTP requests by endpoint and status.",
+        &reqs,
+    );
+    let mut hist = Vec::new();
+    for b in [10, 30, 60, 120, 300, 600, 1800, 3600] {
+        let n = c.ack_delays.iter().filter(|&&d| d <= b).count();
+        hist.push((format!("_bucket{{le=\"{b}\"}}"), n.to_string()));
+    }
+    hist.push((
+        "_bucket{le=\"+Inf\"}".into(),
+        c.ack_delays.len().to_string(),
+    ));
+    hist.push(("_sum".into(), c.ack_delays.iter().sum::<i64>().to_string()));
+    hist.push(("_count".into(), c.ack_delays.len().to_string()));
+    family(
+        "autodial_ack_seconds",
+        "histogram",
+        "Time from raise to acknowledgement.",
+        &hist,
+    );
+    out
 }
 
 /// A Prometheus label value: `\`, `"` and line feeds escaped.
@@ -494,12 +531,12 @@ fn label(s: &str) -> String {
 }
 
 /// `Authorization: Bearer <token>`, compared in constant time; every
-/// request but `GET /healthz` needs it when a token is set.
+/// request but `GET` or `HEAD /healthz` needs it when a token is set.
 async fn auth(State(app): State<Shared>, req: Request, next: Next) -> Response {
     let Some(token) = &app.token else {
         return next.run(req).await;
     };
-    if req.method() == Method::GET && req.uri().path() == "/healthz" {
+    if matches!(*req.method(), Method::GET | Method::HEAD) && req.uri().path() == "/healthz" {
         return next.run(req).await;
     }
     let given = req
@@ -522,16 +559,57 @@ async fn auth(State(app): State<Shared>, req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
+/// Answers that do not come from our handlers (axum's 405, the body
+/// limit's 413) become JSON `{"error", "field"}` like the rest.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !status.is_client_error() && !status.is_server_error() || is_json {
+        return resp;
+    }
+    let allow = resp.headers().get(header::ALLOW).cloned();
+    let msg = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => format!("the body is larger than {MAX_BODY} bytes"),
+        StatusCode::METHOD_NOT_ALLOWED => "method not allowed on this endpoint".into(),
+        s => s.canonical_reason().unwrap_or("error").to_lowercase(),
+    };
+    let mut r = Reply::error(status, msg, None).into_response();
+    if let Some(a) = allow {
+        r.headers_mut().insert(header::ALLOW, a);
+    }
+    r
+}
+
+async fn not_found() -> Reply {
+    Reply::error(StatusCode::NOT_FOUND, "no such endpoint", None)
+}
+
+async fn method_not_allowed() -> Reply {
+    Reply::error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed on this endpoint",
+        None,
+    )
+}
+
 /// One log line per request (stderr: journald), and the request counters
 /// by matched route (never the raw path: scanners would mint label values).
 async fn log_requests(State(app): State<Shared>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
-    let path = escape_bytes(req.uri().path().as_bytes());
+    let raw = req.uri().path().as_bytes();
+    let mut path = escape_bytes(&raw[..raw.len().min(LOGGED_PATH)]);
+    if raw.len() > LOGGED_PATH {
+        path.push_str("...");
+    }
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
-    let start = std::time::Instant::now();
+    let start = Instant::now();
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
     let info = resp
@@ -544,11 +622,14 @@ async fn log_requests(State(app): State<Shared>, req: Request, next: Next) -> Re
         .unwrap_or_else(|e| e.into_inner())
         .entry((route, status))
         .or_default() += 1;
+    // The id is logged only when it is a checked one (never a raw path
+    // piece: the path is already on the line).
+    let id = info
+        .id
+        .filter(|i| crate::alert::valid_id(i))
+        .unwrap_or_else(|| "-".into());
     eprintln!(
-        "{method} {path} {status} id={} outcome={} {:.1}ms",
-        info.id
-            .as_deref()
-            .map_or("-".to_string(), |i| escape_bytes(i.as_bytes())),
+        "{method} {path} {status} id={id} outcome={} {:.1}ms",
         if info.outcome.is_empty() {
             "-"
         } else {
@@ -560,12 +641,10 @@ async fn log_requests(State(app): State<Shared>, req: Request, next: Next) -> Re
 }
 
 /// The router, for tests (`tower::ServiceExt::oneshot`) and `serve`.
-pub fn router(pager: Pager, token: Option<Vec<u8>>) -> Router {
-    let spool_dir = pager.cfg.spool_dir.clone();
+pub fn router(pager: Arc<Pager>, token: Option<Vec<u8>>) -> Router {
     let app = Arc::new(App {
-        pager: Mutex::new(pager),
+        pager,
         token,
-        spool_dir,
         requests: Mutex::new(BTreeMap::new()),
     });
     Router::new()
@@ -576,15 +655,14 @@ pub fn router(pager: Pager, token: Option<Vec<u8>>) -> Router {
         .route("/alerts", get(list).post(generic))
         .route("/alerts/{id}", get(show))
         .route("/alerts/{id}/ack", post(ack))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         // (route layers: the matched path is known; the later one runs
         // first, so refused requests are logged and counted too)
         .route_layer(middleware::from_fn_with_state(app.clone(), auth))
         .route_layer(middleware::from_fn_with_state(app.clone(), log_requests))
+        .layer(middleware::from_fn(json_errors))
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
-        ))
         .with_state(app)
 }
 
@@ -603,49 +681,179 @@ async fn terminated() {
     }
 }
 
-/// Serves until SIGTERM (or Ctrl-C): then stops accepting, lets requests in
+/// Raises the soft descriptor limit to the hard one (as Go's runtime
+/// does); returns the soft limit now in force.
+fn raise_nofile() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit write/read the struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let want = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+    }
+    lim.rlim_cur
+}
+
+/// How many connections to serve at once under a descriptor limit.
+pub fn connection_cap(nofile: u64) -> usize {
+    nofile.saturating_sub(FD_RESERVE).clamp(16, MAX_CONNECTIONS) as usize
+}
+
+/// Serves until SIGTERM (or Ctrl-C): then stops accepting, kills renders
+/// in flight (their alerts take the fallback prompt), lets requests in
 /// flight finish (at most [`SHUTDOWN_GRACE`]), and returns.
 pub fn serve(opts: Options) -> Result<(), String> {
-    let mut pager = Pager::open(opts.config).map_err(|e| e.to_string())?;
-    match pager.complete_pending() {
-        Ok(0) => {}
-        Ok(n) => eprintln!("autodial serve: completed {n} raise(s) cut short earlier"),
-        Err(e) => return Err(format!("cannot complete an earlier raise: {e}")),
-    }
+    let pager = Arc::new(opts.pager);
+    let cap = connection_cap(raise_nofile());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    rt.block_on(async move {
+    let p2 = pager.clone();
+    let r = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
         eprintln!(
-            "autodial serve: listening on {}{}",
+            "autodial serve: listening on {}{} (at most {cap} connections)",
             opts.listen,
-            if opts.token.is_some() { " (bearer token required)" } else { "" }
+            if opts.token.is_some() {
+                " (bearer token required)"
+            } else {
+                ""
+            }
         );
-        let app = router(pager, opts.token);
-        let (tx, rx) = tokio::sync::watch::channel(false);
+        let app = router(pager.clone(), opts.token);
+        // Settle what the spool owes, every few seconds.
+        let retry = pager.clone();
         tokio::spawn(async move {
-            terminated().await;
-            eprintln!("autodial serve: stopping (requests in flight may finish)");
-            let _ = tx.send(true);
+            loop {
+                tokio::time::sleep(RETRY_EVERY).await;
+                let p = retry.clone();
+                if let Ok(f) = tokio::task::spawn_blocking(move || p.finish_all()).await {
+                    if f.done > 0 {
+                        eprintln!(
+                            "autodial serve: settled what the spool owed {} alert(s)",
+                            f.done
+                        );
+                    }
+                    for e in f.failed {
+                        eprintln!("autodial serve: still owed: {}", error_chain(&e));
+                    }
+                }
+            }
         });
-        let mut stop = rx.clone();
-        let mut deadline = rx;
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|v| *v).await;
-        });
-        tokio::select! {
-            r = server => r.map_err(|e| format!("server: {e}")),
-            _ = async move {
-                let _ = deadline.wait_for(|v| *v).await;
-                tokio::time::sleep(SHUTDOWN_GRACE).await;
-            } => {
-                eprintln!("autodial serve: requests still open after {SHUTDOWN_GRACE:?}; stopping anyway");
-                Ok(())
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let slots = Arc::new(tokio::sync::Semaphore::new(cap));
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
+            .keep_alive(true);
+        let stop = terminated();
+        tokio::pin!(stop);
+        loop {
+            let permit = tokio::select! {
+                _ = &mut stop => break,
+                p = slots.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
+            let (stream, _) = tokio::select! {
+                _ = &mut stop => break,
+                a = listener.accept() => match a {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // EMFILE and the like: wait a moment, keep serving
+                        eprintln!("autodial serve: accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+            let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                let _ = conn.await;
+                drop(permit);
+            });
+        }
+        eprintln!("autodial serve: stopping (requests in flight may finish)");
+        pager.stop_renders();
+        drop(listener);
+        if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            eprintln!(
+                "autodial serve: requests still open after {SHUTDOWN_GRACE:?}; stopping anyway"
+            );
+        }
+        Ok(())
+    });
+    p2.stop_renders();
+    rt.shutdown_timeout(Duration::from_secs(1));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_stay_below_the_descriptor_limit() {
+        assert_eq!(connection_cap(1024), 896);
+        assert_eq!(connection_cap(65536), 16_384);
+        assert_eq!(connection_cap(100), 16);
+    }
+
+    #[test]
+    fn every_family_has_help_and_type_right_before_its_samples() {
+        let c = Counts {
+            raised: 3,
+            calls: vec![("scheduled".into(), 2), ("no_answer".into(), 1)],
+            ack_delays: vec![5, 70],
+            ..Default::default()
+        };
+        let mut req = BTreeMap::new();
+        req.insert(("/healthz".to_string(), 200u16), 4u64);
+        let text = exposition(&c, &req);
+        let mut typed: Option<String> = None;
+        let mut helped: Option<String> = None;
+        let mut families = 0;
+        for line in text.lines() {
+            if let Some(r) = line.strip_prefix("# HELP ") {
+                helped = r.split(' ').next().map(str::to_string);
+                typed = None;
+            } else if let Some(r) = line.strip_prefix("# TYPE ") {
+                let name = r.split(' ').next().unwrap().to_string();
+                assert_eq!(helped.as_deref(), Some(name.as_str()), "{line}");
+                typed = Some(name);
+                families += 1;
+            } else {
+                let name = line.split(['{', ' ']).next().unwrap();
+                let fam = typed.as_deref().expect(line);
+                assert!(name.starts_with(fam), "{name} under {fam}");
+                if name.ends_with("_total") {
+                    assert!(text.contains(&format!("# TYPE {name} counter")));
+                }
             }
         }
-    })
+        assert_eq!(families, 9);
+        assert!(text.contains("autodial_ack_seconds_bucket{le=\"60\"} 1\n"));
+        assert!(text.contains("autodial_calls{outcome=\"scheduled\"} 2\n"));
+    }
 }

@@ -4,13 +4,19 @@
 //! by a hash of engine, voice and text.
 //!
 //! The text reaches the engine only on its stdin: never in argv, never
-//! through a shell. The engine runs with a timeout and is killed when the
-//! time is up.
+//! through a shell, and as plain text (`[[ ]]`, espeak-ng's phoneme
+//! brackets, cannot occur in it). The engine runs in a process group of its
+//! own with an absolute deadline (its timeout, or the caller's budget,
+//! whichever comes first) that covers its output pipes too; the whole group
+//! is killed when it is up, when the caller stops, and once the engine
+//! exits. Its output is checked (rate, channels, bits, length against the
+//! file's size) before anything is allocated from it.
 
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::alert::config::SpeechCfg;
@@ -19,8 +25,26 @@ use crate::alert::config::SpeechCfg;
 pub const RATE: u32 = 8000;
 /// Most bytes of text given to the engine (about a minute of speech).
 pub const MAX_SPEECH: usize = 1000;
-/// Largest wav read back from an engine.
-const MAX_WAV: u64 = 64 << 20;
+/// Largest wav read back from an engine (6 minutes of 22050 Hz 16-bit).
+pub const MAX_WAV: u64 = 16 << 20;
+/// Sample rates, channels and length accepted from an engine.
+pub const RATES: std::ops::RangeInclusive<u32> = 4000..=192_000;
+pub const MAX_CHANNELS: u16 = 8;
+pub const MAX_SECONDS: u64 = 180;
+
+/// When a render must give up besides the engine's own timeout: the
+/// caller's deadline (a request's budget) and a stop flag (shutdown).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limit<'a> {
+    pub deadline: Option<Instant>,
+    pub stop: Option<&'a AtomicBool>,
+}
+
+impl Limit<'_> {
+    fn stopped(&self) -> bool {
+        self.stop.is_some_and(|s| s.load(Ordering::Relaxed))
+    }
+}
 
 /// The built-in message templates.
 pub fn default_template(language: &str) -> &'static str {
@@ -55,9 +79,16 @@ pub fn message(cfg: &SpeechCfg, language: &str, text: &str, ack_digit: char) -> 
         .get(language)
         .map(String::as_str)
         .unwrap_or_else(|| default_template(language));
+    // Plain text only: `[[` would switch espeak-ng to phoneme input for
+    // the rest of the message ("press 1" included).
     let clean: String = text
         .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| match c {
+            '[' => '(',
+            ']' => ')',
+            c if c.is_control() => ' ',
+            c => c,
+        })
         .collect();
     let mut clean = clean.trim().to_string();
     if clean.len() > MAX_SPEECH {
@@ -99,7 +130,13 @@ pub fn cache_path(cfg: &SpeechCfg, dir: &Path, voice: &str, text: &str) -> PathB
 /// Renders `text` in `voice` into the cache (once); returns the cached
 /// file. Errors say what failed (engine missing, exit status, timeout,
 /// unreadable output).
-pub fn render(cfg: &SpeechCfg, dir: &Path, voice: &str, text: &str) -> Result<PathBuf, String> {
+pub fn render(
+    cfg: &SpeechCfg,
+    dir: &Path,
+    voice: &str,
+    text: &str,
+    limit: Limit,
+) -> Result<PathBuf, String> {
     if cfg.engine == "none" {
         return Err("speech engine is \"none\"".into());
     }
@@ -108,28 +145,43 @@ pub fn render(cfg: &SpeechCfg, dir: &Path, voice: &str, text: &str) -> Result<Pa
         return Ok(path);
     }
     fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let tmp_raw = dir.join(format!(
-        ".engine-{}-{}.wav",
+    // Unique per process and render: threads of one process render at once.
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let tag = format!(
+        "{}-{}",
         std::process::id(),
-        crate::fsio::fnv64(&[text, voice])
-    ));
-    let _ = fs::remove_file(&tmp_raw);
-    let result = run_engine(cfg, voice, text, &tmp_raw).and_then(|()| {
-        let samples = read_mono(&tmp_raw)?;
-        let tmp_out = dir.join(format!(".out-{}.wav", std::process::id()));
-        write_8k(&samples.0, samples.1, &tmp_out)
-            .and_then(|()| {
-                fs::rename(&tmp_out, &path).map_err(|e| format!("cannot rename into place: {e}"))
-            })
-            .inspect_err(|_| {
-                let _ = fs::remove_file(&tmp_out);
-            })
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    );
+    let tmp_raw = dir.join(format!(".engine-{tag}.wav"));
+    let tmp_out = dir.join(format!(".out-{tag}.wav"));
+    let result = run_engine(cfg, voice, text, &tmp_raw, limit).and_then(|()| {
+        let (samples, rate) = read_mono(&tmp_raw)?;
+        write_8k(&samples, rate, &tmp_out).and_then(|()| {
+            fs::rename(&tmp_out, &path).map_err(|e| format!("cannot rename into place: {e}"))
+        })
     });
     let _ = fs::remove_file(&tmp_raw);
+    let _ = fs::remove_file(&tmp_out);
     result.map(|()| path)
 }
 
-fn run_engine(cfg: &SpeechCfg, voice: &str, text: &str, wav: &Path) -> Result<(), String> {
+/// Kills the engine's process group (the engine and whatever it forked).
+fn kill_group(child: &std::process::Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // SAFETY: kill(2) with a negative pid signals the process group we
+        // created for the engine (its id is the engine's pid, which stays
+        // reserved while a member of the group lives).
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+    }
+}
+
+fn run_engine(
+    cfg: &SpeechCfg,
+    voice: &str,
+    text: &str,
+    wav: &Path,
+    limit: Limit,
+) -> Result<(), String> {
     let wav_s = wav.to_string_lossy();
     let argv: Vec<String> = if cfg.engine == "command" {
         cfg.command
@@ -149,9 +201,17 @@ fn run_engine(cfg: &SpeechCfg, voice: &str, text: &str, wav: &Path) -> Result<()
     let Some((prog, args)) = argv.split_first() else {
         return Err("speech.command is empty".into());
     };
+    let timeout = Duration::from_secs(cfg.timeout_seconds);
+    let mut deadline = Instant::now() + timeout;
+    let mut why = format!("took longer than {} s", cfg.timeout_seconds);
+    if let Some(d) = limit.deadline.filter(|d| *d < deadline) {
+        deadline = d;
+        why = "ran past the request's budget".into();
+    }
+    if limit.stopped() {
+        return Err("stopping: not rendered".into());
+    }
     use std::os::unix::process::CommandExt;
-    // A process group of its own, so a timeout kills whatever the engine
-    // started too (a wrapper script's children).
     let mut child = Command::new(prog)
         .args(args)
         .process_group(0)
@@ -160,82 +220,127 @@ fn run_engine(cfg: &SpeechCfg, voice: &str, text: &str, wav: &Path) -> Result<()
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run {prog}: {e}"))?;
-    // The text on stdin, from a thread: an engine that does not read must
-    // not block us past the timeout.
+    // The text on stdin and the first 500 bytes of stderr, each from a
+    // thread: an engine that reads nothing or keeps writing never blocks us
+    // past the deadline (its children may hold the pipes open: the group is
+    // killed, never waited on).
     let mut stdin = child.stdin.take();
     let input = text.to_string();
-    let writer = std::thread::spawn(move || {
+    std::thread::spawn(move || {
         if let Some(s) = stdin.as_mut() {
             let _ = s.write_all(input.as_bytes());
         }
-        drop(stdin);
     });
-    let deadline = Instant::now() + Duration::from_secs(cfg.timeout_seconds);
+    let (err_tx, err_rx) = std::sync::mpsc::channel();
+    if let Some(mut e) = child.stderr.take() {
+        std::thread::spawn(move || {
+            let mut head = Vec::new();
+            let _ = e.by_ref().take(500).read_to_end(&mut head);
+            let _ = err_tx.send(head);
+            let _ = io_drain(&mut e);
+        });
+    }
     let status = loop {
         match child.try_wait() {
             Ok(Some(st)) => break st,
-            Ok(None) if Instant::now() >= deadline => {
-                // SAFETY: signalling the group we created (its id is the
-                // child's pid).
-                unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-                let _ = child.kill();
+            Ok(None) if Instant::now() >= deadline || limit.stopped() => {
+                kill_group(&child);
                 let _ = child.wait();
-                let _ = writer.join();
-                return Err(format!(
-                    "{prog} took longer than {} s; killed",
-                    cfg.timeout_seconds
-                ));
+                if limit.stopped() {
+                    why = "stopped (shutting down)".into();
+                }
+                return Err(format!("{prog} {why}; killed"));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err(format!("waiting for {prog}: {e}")),
+            Err(e) => {
+                kill_group(&child);
+                return Err(format!("waiting for {prog}: {e}"));
+            }
         }
     };
-    let _ = writer.join();
+    // Whatever the engine left running is not ours to wait for.
+    kill_group(&child);
     if !status.success() {
-        let mut err = String::new();
-        if let Some(mut e) = child.stderr.take() {
-            let _ = e.by_ref().take(500).read_to_string(&mut err);
-        }
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(200));
+        let err = err_rx.recv_timeout(left).unwrap_or_default();
         return Err(format!(
             "{prog} failed ({status}): {}",
-            crate::escape_bytes(err.trim().as_bytes())
+            crate::escape_bytes(String::from_utf8_lossy(&err).trim().as_bytes())
         ));
     }
     Ok(())
 }
 
-/// Reads a wav (any rate, 16-bit or float, any channel count) as mono
-/// samples in -1..1, with its rate.
+fn io_drain(r: &mut impl Read) -> std::io::Result<u64> {
+    std::io::copy(r, &mut std::io::sink())
+}
+
+/// Checks a wav header against the file's size and sane bounds before
+/// anything is allocated from it: a header may claim any rate or length.
+pub fn check_spec(spec: &hound::WavSpec, samples: u64, file_len: u64) -> Result<(), String> {
+    if !RATES.contains(&spec.sample_rate) {
+        return Err(format!(
+            "sample rate {} Hz (accepted: {}-{})",
+            spec.sample_rate,
+            RATES.start(),
+            RATES.end()
+        ));
+    }
+    if spec.channels == 0 || spec.channels > MAX_CHANNELS {
+        return Err(format!("{} channels (1-{MAX_CHANNELS})", spec.channels));
+    }
+    let ok_bits = match spec.sample_format {
+        hound::SampleFormat::Int => matches!(spec.bits_per_sample, 8 | 16 | 24 | 32),
+        hound::SampleFormat::Float => spec.bits_per_sample == 32,
+    };
+    if !ok_bits {
+        return Err(format!("{} bits a sample", spec.bits_per_sample));
+    }
+    let bytes = samples.saturating_mul(u64::from(spec.bits_per_sample / 8));
+    if bytes > file_len {
+        return Err(format!(
+            "the header claims {samples} samples ({bytes} bytes) in a file of {file_len}"
+        ));
+    }
+    let secs = samples / u64::from(spec.channels) / u64::from(spec.sample_rate);
+    if secs > MAX_SECONDS {
+        return Err(format!("{secs} s of sound (at most {MAX_SECONDS})"));
+    }
+    Ok(())
+}
+
+/// Reads a wav (any accepted rate, 8-32-bit or float, up to 8 channels)
+/// as mono samples in -1..1, with its rate.
 pub fn read_mono(path: &Path) -> Result<(Vec<f64>, u32), String> {
     let bad = |e: &dyn std::fmt::Display| format!("engine output {}: {e}", path.display());
-    let meta = fs::metadata(path).map_err(|e| bad(&e))?;
+    let (f, meta) = crate::fsio::open_regular(path, false).map_err(|e| bad(&e))?;
     if meta.len() > MAX_WAV {
-        return Err(bad(&"larger than 64 MiB"));
+        return Err(bad(&format!("larger than {} MiB", MAX_WAV >> 20)));
     }
-    let mut r = hound::WavReader::open(path).map_err(|e| bad(&e))?;
+    let mut r = hound::WavReader::new(std::io::BufReader::new(f)).map_err(|e| bad(&e))?;
     let spec = r.spec();
-    let ch = usize::from(spec.channels.max(1));
-    let raw: Vec<f64> = match spec.sample_format {
+    check_spec(&spec, u64::from(r.len()), meta.len()).map_err(|e| bad(&e))?;
+    let ch = usize::from(spec.channels);
+    let mut raw: Vec<f64> = Vec::with_capacity(r.len() as usize);
+    match spec.sample_format {
         hound::SampleFormat::Int => {
-            let scale = 2f64.powi(i32::from(spec.bits_per_sample.clamp(1, 32)) - 1);
-            r.samples::<i32>()
-                .map(|s| s.map(|v| f64::from(v) / scale))
-                .collect::<Result<_, _>>()
-                .map_err(|e| bad(&e))?
+            let scale = 2f64.powi(i32::from(spec.bits_per_sample) - 1);
+            for s in r.samples::<i32>() {
+                raw.push(f64::from(s.map_err(|e| bad(&e))?) / scale);
+            }
         }
-        hound::SampleFormat::Float => r
-            .samples::<f32>()
-            .map(|s| s.map(f64::from))
-            .collect::<Result<_, _>>()
-            .map_err(|e| bad(&e))?,
-    };
+        hound::SampleFormat::Float => {
+            for s in r.samples::<f32>() {
+                raw.push(f64::from(s.map_err(|e| bad(&e))?));
+            }
+        }
+    }
     let mono = raw
         .chunks(ch)
         .map(|f| f.iter().sum::<f64>() / f.len() as f64)
         .collect();
-    if spec.sample_rate == 0 {
-        return Err(bad(&"sample rate 0"));
-    }
     Ok((mono, spec.sample_rate))
 }
 
@@ -300,8 +405,60 @@ mod tests {
             m,
             "Внимание. Диск полон $(rm -rf /) {ack_digit}. Нажмите 5, чтобы подтвердить."
         );
+        // espeak-ng's phoneme brackets never reach the engine
+        let m = message(&cfg, "en", "disk [[full]] on db1", '1');
+        assert_eq!(m, "Alert. disk ((full)) on db1. Press 1 to acknowledge.");
+        assert!(!m.contains('[') && !m.contains(']'));
         let long = "я".repeat(2000);
         assert!(message(&cfg, "en", &long, '1').len() < MAX_SPEECH + 100);
+    }
+
+    #[test]
+    fn wav_headers_are_checked_before_anything_is_allocated() {
+        let spec = |rate, channels, bits| hound::WavSpec {
+            channels,
+            sample_rate: rate,
+            bits_per_sample: bits,
+            sample_format: hound::SampleFormat::Int,
+        };
+        // espeak-ng's own output: 22050 Hz mono 16-bit, 2 s
+        assert!(check_spec(&spec(22050, 1, 16), 44100, 88244).is_ok());
+        // a header claiming 1 Hz (the resampler would size 8000x the input)
+        assert!(check_spec(&spec(1, 1, 16), 100, 1000)
+            .unwrap_err()
+            .contains("1 Hz"));
+        assert!(check_spec(&spec(22050, 0, 16), 100, 1000).is_err());
+        assert!(check_spec(&spec(22050, 200, 16), 100, 1000).is_err());
+        assert!(check_spec(&spec(22050, 1, 12), 100, 1000).is_err());
+        // more samples than the file holds (a 25 GB claim in a tiny file)
+        let e = check_spec(&spec(22050, 1, 16), 12_500_000_000, 4096).unwrap_err();
+        assert!(e.contains("12500000000 samples"), "{e}");
+        // too long to be a message
+        assert!(check_spec(&spec(8000, 1, 8), 8000 * 600, 8000 * 600).is_err());
+    }
+
+    #[test]
+    fn a_forged_wav_is_refused_without_a_huge_allocation() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.wav");
+        // RIFF header: 1 Hz, mono, 16-bit, a data chunk claiming 4 GiB
+        let mut b = Vec::new();
+        b.extend_from_slice(b"RIFF");
+        b.extend_from_slice(&36u32.to_le_bytes());
+        b.extend_from_slice(b"WAVEfmt ");
+        b.extend_from_slice(&16u32.to_le_bytes());
+        b.extend_from_slice(&1u16.to_le_bytes());
+        b.extend_from_slice(&1u16.to_le_bytes());
+        b.extend_from_slice(&1u32.to_le_bytes());
+        b.extend_from_slice(&2u32.to_le_bytes());
+        b.extend_from_slice(&2u16.to_le_bytes());
+        b.extend_from_slice(&16u16.to_le_bytes());
+        b.extend_from_slice(b"data");
+        b.extend_from_slice(&0xffff_fff0u32.to_le_bytes());
+        b.extend_from_slice(&[0; 64]);
+        fs::write(&p, &b).unwrap();
+        let e = read_mono(&p).unwrap_err();
+        assert!(e.contains("sample rate 1 Hz"), "{e}");
     }
 
     #[test]

@@ -5,12 +5,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use agi_callback::alert::config::{default_path, AlertsConfig};
-use agi_callback::alert::pager::{check_request, Pager, PagerError, RaiseOutcome, RaiseRequest};
+use agi_callback::alert::pager::{
+    check_raise, Pager, PagerError, RaiseOutcome, RaiseRequest, Report,
+};
 use agi_callback::alert::rfc3339;
 use agi_callback::alert::store::Change;
-use agi_callback::escape_bytes;
+use agi_callback::{error_chain, escape_bytes};
 use clap::{Args, Subcommand};
-use serde_json::{json, Value};
 
 use super::{EXIT_DUPLICATE, EXIT_FAILURE, EXIT_NOT_FOUND, EXIT_USAGE};
 
@@ -88,20 +89,23 @@ enum AlertCmd {
     },
 }
 
-fn time(t: Option<i64>) -> Value {
-    t.and_then(rfc3339).map_or(Value::Null, Value::String)
-}
-
 fn shown(t: Option<i64>) -> String {
     t.and_then(rfc3339).unwrap_or_else(|| "-".into())
 }
 
+/// The one mapping of pager errors to exit statuses; the error is printed
+/// once, with its chain.
 fn fail(e: PagerError) -> u8 {
-    eprintln!("autodial alert: {e}");
-    match e {
-        PagerError::Invalid(_) | PagerError::NoRoute(_) => EXIT_USAGE,
-        _ => EXIT_FAILURE,
+    eprintln!("autodial alert: {}", error_chain(&e));
+    if e.is_input() {
+        EXIT_USAGE
+    } else {
+        EXIT_FAILURE
     }
+}
+
+fn print_json(v: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string(v).unwrap_or_default());
 }
 
 pub fn run(a: AlertArgs) -> u8 {
@@ -137,39 +141,26 @@ pub fn run(a: AlertArgs) -> u8 {
             text: text.clone(),
             chain: chain.clone(),
             labels: labels.clone(),
+            labels_cut: 0,
         };
-        let checked = check_request(&r).and_then(|()| {
-            cfg.choose_chain(chain.as_deref(), &labels)
-                .map(|_| ())
-                .map_err(|e| {
-                    if chain.is_some() {
-                        PagerError::Invalid(format!("chain: {e}"))
-                    } else {
-                        PagerError::NoRoute(e)
-                    }
-                })
-        });
-        if let Err(e) = checked {
+        if let Err(e) = check_raise(&cfg, &r) {
             return fail(e);
         }
     }
-    // As root, act as the spool's owner (the database must be Asterisk's
-    // user's too, or its AGI is locked out of the WAL files).
-    if let Err(e) = agi_callback::fsio::become_owner_of(&cfg.spool_dir) {
-        eprintln!(
-            "autodial alert: cannot act as the owner of {}: {e}",
-            cfg.spool_dir.display()
-        );
-        return EXIT_FAILURE;
-    }
-    let mut pager = match Pager::open(cfg) {
+    // The door: as root, act as the owner of outgoing/ and the state
+    // directory; open; finish what earlier attempts left owed.
+    let (pager, finished) = match Pager::start(cfg) {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
-    match pager.complete_pending() {
-        Ok(0) => {}
-        Ok(n) => eprintln!("autodial alert: completed {n} raise(s) cut short earlier"),
-        Err(e) => eprintln!("autodial alert: cannot complete an earlier raise: {e}"),
+    if finished.done > 0 {
+        eprintln!(
+            "autodial alert: settled what the spool owed {} alert(s) from earlier attempts",
+            finished.done
+        );
+    }
+    for e in &finished.failed {
+        eprintln!("autodial alert: still owed: {}", error_chain(e));
     }
     match a.cmd {
         AlertCmd::Raise {
@@ -179,124 +170,119 @@ pub fn run(a: AlertArgs) -> u8 {
             json,
             ..
         } => raise(
-            &mut pager,
+            &pager,
             &RaiseRequest {
                 id,
                 text,
                 chain,
                 labels,
+                labels_cut: 0,
             },
             json,
         ),
-        AlertCmd::Ack { id, by, json } => change(&mut pager, &id, Some(&by), json),
-        AlertCmd::Resolve { id, json } => change(&mut pager, &id, None, json),
+        AlertCmd::Ack { id, by, json } => change(&pager, &id, Some(&by), json),
+        AlertCmd::Resolve { id, json } => change(&pager, &id, None, json),
         AlertCmd::List { all, json } => list(&pager, all, json),
         AlertCmd::Show { id, json } => show(&pager, &id, json),
     }
 }
 
-fn raise(p: &mut Pager, r: &RaiseRequest, as_json: bool) -> u8 {
-    match p.raise(r) {
-        Ok(RaiseOutcome::Raised {
+fn raise(p: &Pager, r: &RaiseRequest, as_json: bool) -> u8 {
+    let o = match p.raise(r, None) {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    let rep = Report::of_raise(&r.id, &o);
+    if as_json {
+        print_json(&rep);
+    }
+    match o {
+        RaiseOutcome::Raised {
             episode,
             calls,
             speech_error,
-        }) => {
-            let first = calls.iter().map(|c| c.at).min();
-            if as_json {
-                println!(
-                    "{}",
-                    json!({"status": "raised", "id": r.id, "episode": episode,
-                           "calls": calls.len(), "first_call": time(first),
-                           "speech_error": speech_error})
-                );
-            } else {
+        } => {
+            if !as_json {
                 println!(
                     "raised {} (episode {episode}): {} calls planned, the first at {}",
                     r.id,
                     calls.len(),
-                    shown(first)
+                    shown(rep.first_call)
                 );
             }
             if let Some(e) = speech_error {
                 eprintln!(
                     "autodial alert: {e}; the calls play the fallback prompt {}",
-                    p.cfg.fallback_prompt
+                    p.config().fallback_prompt
                 );
             }
             0
         }
-        Ok(RaiseOutcome::Updated { episode, state, .. }) => {
-            if as_json {
-                println!(
-                    "{}",
-                    json!({"status": "updated", "id": r.id, "episode": episode,
-                           "state": state.as_str()})
+        RaiseOutcome::Updated { state, changed, .. } => {
+            if changed {
+                eprintln!(
+                    "autodial alert: {} is already {state}; only its text changed (the calls still to come speak it)",
+                    r.id
+                );
+            } else {
+                eprintln!(
+                    "autodial alert: {} is already {state} with this text: a duplicate",
+                    r.id
                 );
             }
-            eprintln!(
-                "autodial alert: {} is already {state}; only its text changed (the calls still to come speak it)",
-                r.id
-            );
             EXIT_DUPLICATE
         }
-        Err(e) => fail(e),
     }
 }
 
 /// `ack` (with `by`) or `resolve`.
-fn change(p: &mut Pager, id: &str, by: Option<&str>, as_json: bool) -> u8 {
+fn change(p: &Pager, id: &str, by: Option<&str>, as_json: bool) -> u8 {
     let what = if by.is_some() { "acked" } else { "resolved" };
     let r = match by {
         Some(by) => p.ack(id, by),
         None => p.resolve(id),
     };
-    let shown_id = escape_bytes(id.as_bytes());
-    match r {
-        Ok(None) => {
-            eprintln!("autodial alert: no alert {shown_id:?}");
-            if as_json {
-                println!("{}", json!({"status": "unknown", "id": shown_id}));
-            }
+    let c = match r {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let rep = Report::of_change(what, id, &c);
+    if as_json {
+        print_json(&rep);
+    }
+    match c {
+        None => {
+            eprintln!("autodial alert: no alert {:?}", rep.id);
             EXIT_NOT_FOUND
         }
-        Ok(Some(Change::Done { files })) => {
-            if as_json {
-                println!(
-                    "{}",
-                    json!({"status": what, "id": id, "calls_cancelled": files.len()})
-                );
-            } else {
-                println!("{what} {id}: {} pending call(s) cancelled", files.len());
+        Some(Change::Done { cancelled }) => {
+            if !as_json {
+                println!("{what} {id}: {cancelled} pending call(s) cancelled");
             }
             0
         }
-        Ok(Some(Change::Already { state, by })) => {
-            if as_json {
-                println!(
-                    "{}",
-                    json!({"status": "unchanged", "id": id, "state": state.as_str(), "acked_by": by})
-                );
-            } else {
+        Some(Change::Already { state, by }) => {
+            if !as_json {
                 match by {
-                    Some(b) => println!("{id} is already {state} (acked by {b})"),
+                    Some(b) => println!(
+                        "{id} is already {state} (acked by {})",
+                        escape_bytes(b.as_bytes())
+                    ),
                     None => println!("{id} is already {state}"),
                 }
             }
             0
         }
-        Err(e) => fail(e),
     }
 }
 
 fn list(p: &Pager, all: bool, as_json: bool) -> u8 {
-    let v = match p.store.list(all) {
+    let v = match p.list(all) {
         Ok(v) => v,
-        Err(e) => return fail(e.into()),
+        Err(e) => return fail(e),
     };
     if as_json {
-        let arr: Vec<Value> = v.iter().map(|a| a.to_json(false)).collect();
-        println!("{}", Value::Array(arr));
+        print_json(&v);
         return 0;
     }
     if v.is_empty() {
@@ -323,16 +309,16 @@ fn list(p: &Pager, all: bool, as_json: bool) -> u8 {
 }
 
 fn show(p: &Pager, id: &str, as_json: bool) -> u8 {
-    let a = match p.store.show(id) {
+    let a = match p.show(id) {
         Ok(Some(a)) => a,
         Ok(None) => {
             eprintln!("autodial alert: no alert {:?}", escape_bytes(id.as_bytes()));
             return EXIT_NOT_FOUND;
         }
-        Err(e) => return fail(e.into()),
+        Err(e) => return fail(e),
     };
     if as_json {
-        println!("{}", a.to_json(true));
+        print_json(&a);
         return 0;
     }
     println!("id:          {}", a.id);
@@ -345,6 +331,12 @@ fn show(p: &Pager, id: &str, as_json: bool) -> u8 {
         .map(|(k, v)| escape_bytes(format!("{k}={v}").as_bytes()))
         .collect();
     println!("labels:      {}", labels.join(" "));
+    if a.labels_cut > 0 {
+        println!(
+            "             ({} label(s) cut to fit the bounds: at most 64, 256 bytes each)",
+            a.labels_cut
+        );
+    }
     println!("raised at:   {}", shown(Some(a.raised_at)));
     if let Some(b) = &a.acked_by {
         println!(
@@ -363,7 +355,7 @@ fn show(p: &Pager, id: &str, as_json: bool) -> u8 {
         );
     }
     println!("calls:");
-    for c in &a.calls {
+    for c in a.calls.iter().flatten() {
         println!(
             "  {} round {} step {}  {:<12} {:<16} {}",
             shown(Some(c.at)),

@@ -169,17 +169,29 @@ fn serve(a: ServeArgs) -> u8 {
             return EXIT_FAILURE;
         }
     };
-    if let Err(e) = agi_callback::fsio::become_owner_of(&cfg.spool_dir) {
+    let (pager, finished) = match agi_callback::alert::pager::Pager::start(cfg) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("autodial serve: {}", agi_callback::error_chain(&e));
+            return EXIT_FAILURE;
+        }
+    };
+    if finished.done > 0 {
         eprintln!(
-            "autodial serve: cannot act as the owner of {}: {e}",
-            cfg.spool_dir.display()
+            "autodial serve: settled what the spool owed {} alert(s) from earlier attempts",
+            finished.done
         );
-        return EXIT_FAILURE;
+    }
+    for e in &finished.failed {
+        eprintln!(
+            "autodial serve: still owed (retried every few seconds): {}",
+            agi_callback::error_chain(e)
+        );
     }
     match agi_callback::receiver::server::serve(agi_callback::receiver::server::Options {
         listen: a.listen,
         token,
-        config: cfg,
+        pager,
     }) {
         Ok(()) => 0,
         Err(e) => {
