@@ -334,7 +334,11 @@ fn auth_limits_and_hostile_payloads_write_nothing() {
     let (_, v) = s.get("/alerts/many");
     assert_eq!(v["labels"].as_object().unwrap().len(), 64);
     assert_eq!(v["labels_cut"], 20_000 - 64);
-    assert_eq!(s.post("/alerts", br#"{"id": "many", "status": "resolved"}"#).0, 200);
+    assert_eq!(
+        s.post("/alerts", br#"{"id": "many", "status": "resolved"}"#)
+            .0,
+        200
+    );
     // wrong types and bad JSON: 400 with the field
     for (body, field) in [
         (&br#"{"id": 5, "text": "x"}"#[..], Some("id")),

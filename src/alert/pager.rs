@@ -786,15 +786,21 @@ fn act_as_owner(cfg: &AlertsConfig) -> Result<(), PagerError> {
         return Ok(());
     }
     let outgoing = cfg.spool_dir.join("outgoing");
-    let om = std::fs::metadata(&outgoing)
-        .map_err(|e| PagerError::Owner(format!("{}: {e}", outgoing.display())))?;
     let sm = std::fs::metadata(&cfg.state_dir).ok();
-    let (uid, gid) = crate::fsio::choose_owner(
-        (&outgoing, (om.uid(), om.gid())),
-        sm.as_ref()
-            .map(|m| (cfg.state_dir.as_path(), (m.uid(), m.gid()))),
-    )
-    .map_err(PagerError::Owner)?;
+    let (uid, gid) = match std::fs::metadata(&outgoing) {
+        Ok(om) => crate::fsio::choose_owner(
+            (&outgoing, (om.uid(), om.gid())),
+            sm.as_ref()
+                .map(|m| (cfg.state_dir.as_path(), (m.uid(), m.gid()))),
+        )
+        .map_err(PagerError::Owner)?,
+        // outgoing/ unusable for a moment: the state directory says whose
+        // the database is (the spool's failure is reported where it bites)
+        Err(e) => match &sm {
+            Some(m) => (m.uid(), m.gid()),
+            None => return Err(PagerError::Owner(format!("{}: {e}", outgoing.display()))),
+        },
+    };
     crate::fsio::become_user(uid, gid)
         .map(|_| ())
         .map_err(|e| PagerError::Owner(format!("cannot act as uid {uid}: {e}")))

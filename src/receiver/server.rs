@@ -36,8 +36,9 @@ use crate::{error_chain, escape_bytes};
 
 /// Largest request body.
 pub const MAX_BODY: usize = 1 << 20;
-/// A request's body must arrive within this, else 408 (nothing was done).
-const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// A request's body must arrive within this, else 408 (nothing was done;
+/// a megabyte takes milliseconds on any network a sender sits on).
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The time a raise gives speech: past it the alert is raised with the
 /// fallback prompt, well inside any sender's timeout.
 pub const SPEECH_BUDGET: Duration = Duration::from_secs(20);
@@ -657,12 +658,14 @@ pub fn router(pager: Arc<Pager>, token: Option<Vec<u8>>) -> Router {
         .route("/alerts/{id}/ack", post(ack))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        // (route layers: the matched path is known; the later one runs
-        // first, so refused requests are logged and counted too)
+        // auth on the routes; the log around every route and the
+        // fallbacks (it runs first: refused and unknown requests are logged
+        // and counted too, by matched route, "unmatched" for the rest)
         .route_layer(middleware::from_fn_with_state(app.clone(), auth))
-        .route_layer(middleware::from_fn_with_state(app.clone(), log_requests))
-        .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn_with_state(app.clone(), log_requests))
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        // outermost: the body limit's own 413 becomes JSON too
+        .layer(middleware::from_fn(json_errors))
         .with_state(app)
 }
 

@@ -289,6 +289,9 @@ fn main() -> ExitCode {
             );
             return ExitCode::from(EXIT_FAILURE);
         }
+        // Staging files of ours that a killed run left behind (the callback
+        // and the pager do the same).
+        spool.clean_stale_staging(agi_callback::alert::pager::STALE_STAGING);
     }
     let code = match cli.command {
         Cmd::Call(args) => call(&spool, *args),
