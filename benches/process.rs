@@ -3,7 +3,7 @@
 //! that only reads the env block and exits (built here with `cc`).
 //!
 //! Run: `cargo bench --bench process` (prints a Markdown table; numbers in
-//! README.md). Wall time is measured around spawn..wait; peak RSS is the
+//! docs/operations.md). Wall time is measured around spawn..wait; peak RSS is the
 //! child's `ru_maxrss` from `wait4`. Linux carries the spawning image's
 //! high-water mark over `exec`, so that figure is an upper bound that
 //! includes this process's own resident pages at spawn time; the floor row,
@@ -150,7 +150,7 @@ fn main() {
         .unwrap();
     assert!(st.success());
     let callback = target.join("release/callback");
-    // The optional static build (README: "Static build"), for comparison.
+    // The optional static build (docs/operations.md: "Static build"), for comparison.
     let triple = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
     let st = Command::new(env!("CARGO"))
         .args([

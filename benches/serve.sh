@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Load benchmark of `autodial serve` (numbers in README.md). Needs wrk
+# Load benchmark of `autodial serve` (numbers in docs/operations.md). Needs wrk
 # (Debian package `wrk`) and a release build; the spool and the database
 # on tmpfs, speech off (the receiver's own cost).
 #
@@ -57,6 +57,42 @@ for c in 20 4; do
     wrk -t2 -c$c -d15s --latency -s "$D/new.lua" http://127.0.0.1:19095/alertmanager | grep -E "Requests/sec|50%|99%|requests in|Non-2xx"
 done
 echo "RSS: $(rss) KiB; call files: $(ls "$D/spool/outgoing" | wc -l)"
+echo "== with 2,000 idle and trickling connections held open (reopened as the server closes them)"
+cat >"$D/idle.py" <<'PY'
+import socket, sys, time
+n, port, stop = int(sys.argv[1]), int(sys.argv[2]), time.time() + float(sys.argv[3])
+def conn(i):
+    s = socket.create_connection(("127.0.0.1", port))
+    if i % 2:
+        s.send(b"POST /alerts HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+    s.setblocking(False)
+    return s
+socks = [conn(i) for i in range(n)]
+while time.time() < stop:
+    time.sleep(0.5)
+    for i, s in enumerate(socks):
+        try:
+            if s.recv(1) == b"":
+                raise OSError
+        except BlockingIOError:
+            if i % 2:
+                try: s.send(b"y")
+                except OSError: pass
+            continue
+        except OSError:
+            pass
+        s.close()
+        socks[i] = conn(i)
+PY
+ulimit -n 8192
+python3 "$D/idle.py" 2000 19095 40 &
+IDLE=$!
+sleep 3
+echo "  open connections: $(ls /proc/$PID/fd | wc -l) descriptors in the server"
+wrk -t2 -c4 -d15s --latency http://127.0.0.1:19095/healthz | grep -E "Requests/sec|50%|99%|requests in|Non-2xx"
+wrk -t2 -c20 -d15s --latency -s "$D/new.lua" http://127.0.0.1:19095/alertmanager | grep -E "Requests/sec|50%|99%|requests in|Non-2xx"
+kill "$IDLE" 2>/dev/null || true
+echo "RSS: $(rss) KiB"
 echo "== memory over 100,000 more duplicate requests"
 before=$(rss)
 wrk -t2 -c20 -d60s -s "$D/dup.lua" http://127.0.0.1:19095/alertmanager >"$D/long.out" &

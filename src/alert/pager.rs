@@ -37,9 +37,7 @@ use super::{fit_labels, plan, valid_id, AlertState, Outcome, MAX_LABEL, MAX_LABE
 use crate::callfile::{PublishError, Spool, SpoolError};
 use crate::speech::{self, Phrase};
 
-/// Staging files of ours older than this, left by a killed process, are
-/// removed when a pager starts.
-pub const STALE_STAGING: Duration = Duration::from_secs(60);
+pub use crate::callfile::spool::STALE_STAGING;
 /// Health is bad while the spool has owed an alert something this long.
 pub const OWED_LATE_SECS: i64 = 30;
 /// How long a sync waits for another process publishing the same id.

@@ -188,8 +188,15 @@ fn run<R: agi_callback::agi::Lookahead, W: Write>(reader: R, writer: W) -> i32 {
             return 1;
         }
     };
-    let pager = match Pager::open(cfg) {
-        Ok(p) => p,
+    // The one door: open, remove staging leftovers, settle what the spool
+    // owes from earlier attempts (ids another process holds are left to it).
+    let pager = match Pager::start(cfg) {
+        Ok((p, finished)) => {
+            for e in &finished.failed {
+                log_line("WARN", &format!("still owed: {}", error_chain(e)));
+            }
+            p
+        }
         Err(e) => {
             let m = error_chain(&e);
             log_line("ERROR", &m);

@@ -13,18 +13,13 @@
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use agi_callback::agi::{Command, Env, FdReader, Lookahead, Session, SessionError, State};
+use agi_callback::agi::{Command, FdReader, Lookahead, Session, SessionError, State};
 use agi_callback::callback::config::{self, Config};
-use agi_callback::callback::state::State as CallbackState;
-use agi_callback::callback::{self, permit, Decision, Facts, Outcome};
-use agi_callback::callfile::{PublishError, Spool};
+use agi_callback::callback::{self, Decision, Outcome};
 use agi_callback::{escape_bytes, fsio};
 use log::{debug, info, LevelFilter};
-
-/// Stale staging files of ours older than this are removed on each run.
-const STALE_STAGING: Duration = Duration::from_secs(60);
 
 /// The env block and config the demo runs on: a real capture from
 /// Asterisk 22.10 (a caller with a UTF-8 name and a +7 number).
@@ -203,7 +198,9 @@ fn run<R: Lookahead, W: Write>(reader: R, writer: W, cfg: Result<Config, String>
     }
 
     let mut decision = match &cfg {
-        Ok(cfg) => decide_and_queue(&env, cfg, || session.check_nothing_cut()),
+        Ok(cfg) => callback::queue::decide_and_queue(&env, cfg, SystemTime::now, || {
+            session.check_nothing_cut().map_err(|e| e.to_string())
+        }),
         Err(e) => Decision::error(None, e.clone()),
     };
     if decision.queue.is_none() && session.state() != State::Closed {
@@ -265,83 +262,6 @@ fn run<R: Lookahead, W: Write>(reader: R, writer: W, cfg: Result<Config, String>
     } else {
         0
     }
-}
-
-/// How long a callback waits for the others on the spool to decide.
-const LOCK_WAIT: Duration = Duration::from_secs(5);
-
-/// Screens, looks up, then, holding the spool's callback lock, counts,
-/// decides and publishes as one step, so `max_pending` and the cool-down
-/// hold for callers arriving together. `cut_check` runs just before the
-/// file is published: an `Err` there (a cut environment block) is an
-/// `ERROR`, nothing queued.
-fn decide_and_queue(
-    env: &Env,
-    cfg: &Config,
-    cut_check: impl FnOnce() -> Result<(), SessionError>,
-) -> Decision {
-    let raw = callback::candidate(env.arg(1), env.callerid());
-    let number = match callback::screen(raw, cfg) {
-        Ok(n) => n,
-        Err(d) => return d,
-    };
-    let spool = Spool::new(&cfg.spool_dir);
-    let state = CallbackState::for_spool(&cfg.spool_dir);
-    spool.clean_stale_staging(STALE_STAGING);
-    let name = callback::file_name(&number);
-    let permitted = match permit::lookup(cfg, state.dir(), &number) {
-        Ok(l) => {
-            if let Some(note) = l.note {
-                info!("{number} {note}");
-            }
-            l.permitted
-        }
-        Err(e) => return Decision::error(Some(&number), e.to_string()),
-    };
-    if !permitted {
-        return callback::decide(&number, &Facts::default(), cfg, SystemTime::now());
-    }
-    let _lock = match state.lock(LOCK_WAIT) {
-        Ok(l) => l,
-        Err(e) => return Decision::error(Some(&number), e),
-    };
-    let now = SystemTime::now();
-    let mut facts = Facts {
-        permitted,
-        pending_same: spool.is_pending(&name),
-        ..Facts::default()
-    };
-    facts.pending_count = match spool.count_pending(callback::FILE_PREFIX) {
-        Ok(n) => n,
-        Err(e) => return Decision::error(Some(&number), e.to_string()),
-    };
-    if cfg.cooldown_seconds > 0 {
-        facts.last_queued = match state.last_queued(&number, now) {
-            Ok(t) => t,
-            Err(e) => return Decision::error(Some(&number), e),
-        };
-    }
-    let mut decision = callback::decide(&number, &facts, cfg, now);
-    if let Some(q) = &decision.queue {
-        if let Err(e) = cut_check() {
-            return Decision::error(Some(&number), e.to_string());
-        }
-        match spool.publish_call(&q.name, &q.call, q.at) {
-            Ok(_) => {
-                if cfg.cooldown_seconds > 0 {
-                    if let Err(e) = state.record_queued(&number, now) {
-                        // The callback is queued; the cool-down is best effort.
-                        info!("{number} cannot record cool-down: {e}");
-                    }
-                }
-            }
-            Err(PublishError::AlreadyPending(_)) => {
-                decision = Decision::duplicate(&number, &q.name);
-            }
-            Err(e) => decision = Decision::error(Some(&number), e.to_string()),
-        }
-    }
-    decision
 }
 
 /// A stand-in for Asterisk: answers `200 result=1` to every command and

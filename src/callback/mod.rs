@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use crate::callfile::{Action, CallFile, CallerId};
 pub mod config;
 pub mod permit;
+pub mod queue;
 pub mod state;
 
 pub use config::{Config, ConfigError, Rewrite};
@@ -27,7 +28,7 @@ Usage:
     callback --help | --version
 
 Config (JSON): $CALLBACK_CONFIG, else $AST_CONFIG_DIR/callback.json, else
-/etc/asterisk/callback.json. See README.md for every key.
+/etc/asterisk/callback.json. See docs/callback.md for every key.
 
 Sets CALLBACK_STATUS to QUEUED, DUPLICATE, DENIED, INVALID, THROTTLED or
 ERROR (and CALLBACK_FILE when QUEUED). Exit status 0, or 1 on ERROR.

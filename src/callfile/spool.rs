@@ -25,6 +25,10 @@ use filetime::FileTime;
 use super::model::{CallFile, RenderError};
 use super::parse::{parse, Parsed};
 
+/// Staging files of ours older than this were left by a killed process:
+/// every command that uses the spool removes them.
+pub const STALE_STAGING: Duration = Duration::from_secs(60);
+
 /// Staging files of ours start with this; nothing else in `tmp/` is touched.
 pub const STAGE_PREFIX: &str = "agi-callback-stage.";
 /// Largest file `pending()` reads; larger ones are listed unparsed.

@@ -19,7 +19,57 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::alert::config::SpeechCfg;
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// The speech engine.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpeechCfg {
+    /// `espeak-ng`, `command` or `none` (always the fallback prompt).
+    #[serde(default = "default_engine")]
+    pub engine: String,
+    /// The default language.
+    #[serde(default = "default_language")]
+    pub language: String,
+    /// Language -> voice of the engine.
+    #[serde(default)]
+    pub voices: BTreeMap<String, String>,
+    /// For `command`: argv (never a shell); the text comes on stdin;
+    /// `{wav}` is the file to write, `{voice}` the voice.
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Seconds the engine may take before it is killed.
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u64,
+    /// Message templates by language; `{text}` and `{ack_digit}`.
+    #[serde(default)]
+    pub messages: BTreeMap<String, String>,
+}
+
+fn default_engine() -> String {
+    "espeak-ng".into()
+}
+fn default_language() -> String {
+    "en".into()
+}
+fn default_timeout() -> u64 {
+    5
+}
+
+impl Default for SpeechCfg {
+    fn default() -> Self {
+        SpeechCfg {
+            engine: default_engine(),
+            language: default_language(),
+            voices: BTreeMap::new(),
+            command: Vec::new(),
+            timeout_seconds: default_timeout(),
+            messages: BTreeMap::new(),
+        }
+    }
+}
 
 /// The sample rate Asterisk's `slin` and 8 kHz wav need.
 pub const RATE: u32 = 8000;
