@@ -7,6 +7,7 @@ pub mod alert;
 pub mod callback;
 pub mod callfile;
 pub mod fsio;
+pub mod logging;
 pub mod paths;
 pub mod receiver;
 pub mod schedule;

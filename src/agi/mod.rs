@@ -6,6 +6,7 @@ pub mod env;
 mod io;
 pub mod reply;
 pub mod session;
+pub mod startup;
 
 pub use command::{Arg, Command, CommandError};
 pub use env::{Env, EnvError};

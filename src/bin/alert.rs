@@ -17,13 +17,15 @@
 
 use std::io::{self, Write};
 
+use agi_callback::agi::startup::{self, Start};
 use agi_callback::agi::{Command, FdReader, Reply, Session, SessionError};
 use agi_callback::alert::config::{default_path, AlertsConfig};
 use agi_callback::alert::pager::Pager;
 use agi_callback::alert::store::{PhoneAck, Recorded};
 use agi_callback::alert::{AlertState, Outcome};
 use agi_callback::speech::Phrase;
-use agi_callback::{error_chain, escape_bytes, fsio, paths};
+use agi_callback::{error_chain, escape_bytes, logging, paths};
+use log::{Level, LevelFilter};
 
 /// Rounds of message + wait.
 const ROUNDS: usize = 3;
@@ -31,43 +33,22 @@ const ROUNDS: usize = 3;
 const WAIT_MS: i64 = 5000;
 
 fn main() {
-    // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
-    unsafe {
-        libc::signal(libc::SIGHUP, libc::SIG_IGN);
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    if let Start::Exit(code) = startup::begin("alert", agi_callback::alert::AGI_HELP, &[]) {
+        std::process::exit(code);
     }
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let by_asterisk = std::env::var_os("AST_AGI_DIR").is_some();
-    if !by_asterisk {
-        match args.first().map(String::as_str) {
-            Some("--help") | Some("-h") => {
-                print!("{}", agi_callback::alert::AGI_HELP);
-                return;
-            }
-            Some("--version") | Some("-V") => {
-                println!("alert {}", env!("CARGO_PKG_VERSION"));
-                return;
-            }
-            _ => {}
-        }
-    }
+    logging::init_file(LevelFilter::Info);
+    // The log is opened at once (never blocking); a log that cannot be
+    // written never stops the call.
+    let _ = logging::attach(&paths::log_dir().join("autodial-alert.log"));
     let code = run(FdReader::stdin(), io::stdout().lock());
+    logging::flush();
     let _ = io::stdout().flush();
     std::process::exit(code);
 }
 
-/// One line to `$AST_LOG_DIR/autodial-alert.log`, opened without blocking;
-/// a log that cannot be written never stops the call.
-fn log_line(level: &str, msg: &str) {
-    let path = paths::log_dir().join("autodial-alert.log");
-    if let Ok(f) = fsio::open_write(&path, fsio::LOG) {
-        let line = format!(
-            "{} [{level}] {}\n",
-            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            escape_bytes(msg.as_bytes())
-        );
-        let _ = (&f).write_all(line.as_bytes());
-    }
+/// One line to the log, the message escaped (it carries outside bytes).
+fn log_line(level: Level, msg: &str) {
+    log::log!(level, "{}", escape_bytes(msg.as_bytes()));
 }
 
 struct Agi<R: io::BufRead, W: Write> {
@@ -162,7 +143,7 @@ fn run<R: agi_callback::agi::Lookahead, W: Write>(reader: R, writer: W) -> i32 {
     }) {
         Ok(e) => e,
         Err(e) => {
-            log_line("ERROR", &format!("bad AGI environment: {e}"));
+            log_line(Level::Error, &format!("bad AGI environment: {e}"));
             return 1;
         }
     };
@@ -175,7 +156,7 @@ fn run<R: agi_callback::agi::Lookahead, W: Write>(reader: R, writer: W) -> i32 {
             "no call id in the first argument ({:?}); the dialplan passes ${{ALERT_CALL}}",
             arg(1).unwrap_or_default()
         );
-        log_line("ERROR", &m);
+        log_line(Level::Error, &m);
         agi.status("ERROR", &m);
         return 1;
     };
@@ -183,7 +164,7 @@ fn run<R: agi_callback::agi::Lookahead, W: Write>(reader: R, writer: W) -> i32 {
     let cfg = match AlertsConfig::load(&path) {
         Ok(c) => c,
         Err(e) => {
-            log_line("ERROR", &e);
+            log_line(Level::Error, &e);
             agi.status("ERROR", &e);
             return 1;
         }
@@ -193,13 +174,13 @@ fn run<R: agi_callback::agi::Lookahead, W: Write>(reader: R, writer: W) -> i32 {
     let pager = match Pager::start(cfg) {
         Ok((p, finished)) => {
             for e in &finished.failed {
-                log_line("WARN", &format!("still owed: {}", error_chain(e)));
+                log_line(Level::Warn, &format!("still owed: {}", error_chain(e)));
             }
             p
         }
         Err(e) => {
             let m = error_chain(&e);
-            log_line("ERROR", &m);
+            log_line(Level::Error, &m);
             agi.status("ERROR", &m);
             return 1;
         }
@@ -210,7 +191,7 @@ fn run<R: agi_callback::agi::Lookahead, W: Write>(reader: R, writer: W) -> i32 {
         return match pager.record_outcome(call_id, outcome) {
             Ok(Recorded::Done { unacked }) => {
                 log_line(
-                    "INFO",
+                    Level::Info,
                     &format!("call {call_id}: {outcome} (REASON {reason})"),
                 );
                 if let Some(id) = unacked {
@@ -223,13 +204,13 @@ fn run<R: agi_callback::agi::Lookahead, W: Write>(reader: R, writer: W) -> i32 {
                 let m = format!(
                     "call {call_id}: unknown (not in the alert database); REASON {reason} not recorded"
                 );
-                log_line("ERROR", &m);
+                log_line(Level::Error, &m);
                 agi.status("ERROR", &m);
                 1
             }
             Err(e) => {
                 let m = format!("call {call_id}: {}", error_chain(&e));
-                log_line("ERROR", &m);
+                log_line(Level::Error, &m);
                 agi.status("ERROR", &m);
                 1
             }
@@ -240,7 +221,7 @@ fn run<R: agi_callback::agi::Lookahead, W: Write>(reader: R, writer: W) -> i32 {
 
 fn warn_unacked(id: &str) {
     log_line(
-        "WARN",
+        Level::Warn,
         &format!("alert {id} unacknowledged: every planned call has an outcome and nobody pressed the key"),
     );
 }
@@ -250,13 +231,13 @@ fn answered<R: io::BufRead, W: Write>(agi: &mut Agi<R, W>, pager: &Pager, call_i
         Ok(Some(i)) => i,
         Ok(None) => {
             let m = format!("no call {call_id} in the alert database");
-            log_line("ERROR", &m);
+            log_line(Level::Error, &m);
             agi.status("ERROR", &m);
             return 1;
         }
         Err(e) => {
             let m = error_chain(&e);
-            log_line("ERROR", &m);
+            log_line(Level::Error, &m);
             agi.status("ERROR", &m);
             return 1;
         }
@@ -266,7 +247,7 @@ fn answered<R: io::BufRead, W: Write>(agi: &mut Agi<R, W>, pager: &Pager, call_i
     if !(info.current && info.state == AlertState::Firing) {
         let _ = pager.record_outcome(call_id, Outcome::Stale);
         log_line(
-            "INFO",
+            Level::Info,
             &format!(
                 "alert {} call {call_id} to {}: stale ({})",
                 info.alert_id, info.contact, info.state
@@ -303,7 +284,7 @@ fn answered<R: io::BufRead, W: Write>(agi: &mut Agi<R, W>, pager: &Pager, call_i
     if !pressed {
         let unacked = pager.record_outcome(call_id, Outcome::AnsweredNoAck);
         log_line(
-            "INFO",
+            Level::Info,
             &format!(
                 "alert {} call {call_id} to {}: answered, no ack{}",
                 info.alert_id,
@@ -326,7 +307,7 @@ fn answered<R: io::BufRead, W: Write>(agi: &mut Agi<R, W>, pager: &Pager, call_i
             cancelled,
         })) => {
             log_line(
-                "INFO",
+                Level::Info,
                 &format!(
                     "alert {alert_id} acked by {} (call {call_id}); {cancelled} pending call(s) removed",
                     info.contact,
@@ -342,7 +323,7 @@ fn answered<R: io::BufRead, W: Write>(agi: &mut Agi<R, W>, pager: &Pager, call_i
         }
         Ok(Some(PhoneAck::Stale { state, .. })) => {
             log_line(
-                "INFO",
+                Level::Info,
                 &format!(
                     "alert {} call {call_id} to {}: pressed, but already {state}",
                     info.alert_id, info.contact
@@ -361,7 +342,7 @@ fn answered<R: io::BufRead, W: Write>(agi: &mut Agi<R, W>, pager: &Pager, call_i
         }
         Err(e) => {
             let m = format!("call {call_id}: {}", error_chain(&e));
-            log_line("ERROR", &m);
+            log_line(Level::Error, &m);
             agi.status("ERROR", &m);
             1
         }

@@ -10,15 +10,16 @@
 //! hands argv to Rust's initialiser), and stdout is flushed by hand.
 #![no_main]
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::SystemTime;
 
+use agi_callback::agi::startup::{self, Start};
 use agi_callback::agi::{Command, FdReader, Lookahead, Session, SessionError, State};
 use agi_callback::callback::config::{self, Config};
 use agi_callback::callback::{self, Decision, Outcome};
-use agi_callback::{escape_bytes, fsio};
+use agi_callback::{escape_bytes, logging};
 use log::{debug, info, LevelFilter};
 
 /// The env block and config the demo runs on: a real capture from
@@ -34,34 +35,9 @@ pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) ->
 }
 
 fn real_main() -> libc::c_int {
-    // Asterisk resets signals before exec; a caller hanging up sends SIGHUP,
-    // and a closed pipe SIGPIPE. Both must not kill us before the callback is
-    // queued: ignore them and see EPIPE / 511 instead.
-    // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
-    unsafe {
-        libc::signal(libc::SIGHUP, libc::SIG_IGN);
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-    }
-    let args: Vec<_> = std::env::args_os().skip(1).collect();
-    // Run by Asterisk (res_agi sets AST_AGI_DIR and AST_CONFIG_FILE for
-    // every AGI), every argument is an AGI argument: `AGI(callback,--demo)`
-    // must not run the demo or print help onto the AGI pipe.
-    let by_asterisk = ["AST_AGI_DIR", "AST_CONFIG_FILE"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some());
-    if !by_asterisk {
-        match args.first().and_then(|a| a.to_str()) {
-            Some("--help") | Some("-h") if args.len() == 1 => {
-                print!("{}", callback::HELP);
-                return 0;
-            }
-            Some("--version") | Some("-V") if args.len() == 1 => {
-                println!("callback {}", env!("CARGO_PKG_VERSION"));
-                return 0;
-            }
-            Some("--demo") if args.len() == 1 => return demo(),
-            _ => {}
-        }
+    match startup::begin("callback", callback::HELP, &[("--demo", demo)]) {
+        Start::Exit(code) => return code,
+        Start::Run => {}
     }
     let stdout = io::stdout().lock();
     let cfg = config::default_path();
@@ -74,95 +50,14 @@ fn real_main() -> libc::c_int {
 
 /// The log: one decision line always, everything with `debug`. Lines are
 /// kept in memory until the decision is taken and published; only then is
-/// the file opened (never blocking: a FIFO, a socket or a symbolic link to
-/// one is refused at once), so nothing about the log can delay a callback.
+/// the file attached ([`agi_callback::logging`]), so nothing about the log
+/// can delay a callback.
 fn start_log(debug: bool) {
-    let mut b = simplelog::ConfigBuilder::new();
-    b.set_time_format_rfc3339()
-        .set_target_level(LevelFilter::Off)
-        .set_thread_level(LevelFilter::Off)
-        .set_location_level(LevelFilter::Off);
-    let _ = b.set_time_offset_to_local();
-    let level = if debug {
+    logging::init_file(if debug {
         LevelFilter::Debug
     } else {
         LevelFilter::Info
-    };
-    // Fails only when a logger is set already (the demo's second run).
-    let _ = simplelog::WriteLogger::init(level, b.build(), WholeLines::default());
-}
-
-/// Opens the log file and writes the lines kept so far. An error is said
-/// once via VERBOSE; the lines are then dropped.
-fn attach_log(path: &Path) -> Result<(), String> {
-    let opened = fsio::open_write(path, fsio::LOG)
-        .map_err(|e| format!("cannot open log file {}: {e}", path.display()));
-    let mut sink = SINK.lock().unwrap_or_else(|p| p.into_inner());
-    sink.attached = true;
-    let pending = std::mem::take(&mut sink.pending);
-    let file = opened?;
-    if !pending.is_empty() {
-        let _ = (&file).write_all(&pending);
-    }
-    sink.file = Some(file);
-    Ok(())
-}
-
-/// Where whole log lines go: kept until the file is attached, then written.
-struct Sink {
-    file: Option<File>,
-    pending: Vec<u8>,
-    attached: bool,
-}
-
-static SINK: std::sync::Mutex<Sink> = std::sync::Mutex::new(Sink {
-    file: None,
-    pending: Vec::new(),
-    attached: false,
-});
-
-/// Most bytes of log kept before the file is open (the env block in debug
-/// mode is at most 64 KiB escaped fourfold).
-const MAX_PENDING_LOG: usize = 512 * 1024;
-
-fn emit(lines: &[u8]) -> io::Result<()> {
-    let mut sink = SINK.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(f) = &sink.file {
-        let mut f: &File = f;
-        return f.write_all(lines);
-    }
-    if !sink.attached && sink.pending.len() + lines.len() <= MAX_PENDING_LOG {
-        sink.pending.extend_from_slice(lines);
-    }
-    Ok(())
-}
-
-/// Hands on complete lines only, each in one `write` on an `O_APPEND`
-/// descriptor, so lines of concurrent callback processes never interleave
-/// (the logger writes a line in several pieces).
-#[derive(Default)]
-struct WholeLines {
-    buf: Vec<u8>,
-}
-
-impl Write for WholeLines {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if let Some(end) = self.buf.iter().rposition(|&b| b == b'\n') {
-            let res = emit(&self.buf[..=end]);
-            self.buf.drain(..=end);
-            res?;
-        }
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        if !self.buf.is_empty() {
-            let res = emit(&self.buf);
-            self.buf.clear();
-            res?;
-        }
-        Ok(())
-    }
+    });
 }
 
 /// One whole AGI run. Generic over the pipe so tests and `--demo` drive the
@@ -186,7 +81,7 @@ fn run<R: Lookahead, W: Write>(reader: R, writer: W, cfg: Result<Config, String>
             // Out of step with Asterisk (or a forged block): say nothing on
             // the pipe.
             info!("- ERROR {e}");
-            let _ = attach_log(&log_file);
+            let _ = logging::attach(&log_file);
             log::logger().flush();
             return 1;
         }
@@ -213,7 +108,7 @@ fn run<R: Lookahead, W: Write>(reader: R, writer: W, cfg: Result<Config, String>
     let number = decision.number.as_deref().unwrap_or("-");
     info!("{number} {} {}", decision.outcome, decision.reason);
     // Decided and published: only now the log file is opened.
-    let log_problem = attach_log(&log_file).err();
+    let log_problem = logging::attach(&log_file).err();
     if session.state() == State::Closed {
         // The block was cut short: what follows is not Asterisk's reply.
         log::logger().flush();

@@ -629,7 +629,7 @@ async fn log_requests(State(app): State<Shared>, req: Request, next: Next) -> Re
         .id
         .filter(|i| crate::alert::valid_id(i))
         .unwrap_or_else(|| "-".into());
-    eprintln!(
+    log::info!(
         "{method} {path} {status} id={id} outcome={} {:.1}ms",
         if info.outcome.is_empty() {
             "-"
@@ -729,8 +729,8 @@ pub fn serve(opts: Options) -> Result<(), String> {
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
-        eprintln!(
-            "autodial serve: listening on {}{} (at most {cap} connections)",
+        log::info!(
+            "listening on {}{} (at most {cap} connections)",
             opts.listen,
             if opts.token.is_some() {
                 " (bearer token required)"
@@ -747,13 +747,10 @@ pub fn serve(opts: Options) -> Result<(), String> {
                 let p = retry.clone();
                 if let Ok(f) = tokio::task::spawn_blocking(move || p.finish_all()).await {
                     if f.done > 0 {
-                        eprintln!(
-                            "autodial serve: settled what the spool owed {} alert(s)",
-                            f.done
-                        );
+                        log::info!("settled what the spool owed {} alert(s)", f.done);
                     }
                     for e in f.failed {
-                        eprintln!("autodial serve: still owed: {}", error_chain(&e));
+                        log::warn!("still owed: {}", error_chain(&e));
                     }
                 }
             }
@@ -780,7 +777,7 @@ pub fn serve(opts: Options) -> Result<(), String> {
                     Ok(a) => a,
                     Err(e) => {
                         // EMFILE and the like: wait a moment, keep serving
-                        eprintln!("autodial serve: accept: {e}");
+                        log::warn!("accept: {e}");
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }
@@ -794,16 +791,14 @@ pub fn serve(opts: Options) -> Result<(), String> {
                 drop(permit);
             });
         }
-        eprintln!("autodial serve: stopping (requests in flight may finish)");
+        log::info!("stopping (requests in flight may finish)");
         pager.stop_renders();
         drop(listener);
         if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
             .await
             .is_err()
         {
-            eprintln!(
-                "autodial serve: requests still open after {SHUTDOWN_GRACE:?}; stopping anyway"
-            );
+            log::warn!("requests still open after {SHUTDOWN_GRACE:?}; stopping anyway");
         }
         Ok(())
     });

@@ -169,22 +169,24 @@ fn serve(a: ServeArgs) -> u8 {
             return EXIT_FAILURE;
         }
     };
+    // From here on the log (stderr: journald) says what happens.
+    agi_callback::logging::init_stderr(log::LevelFilter::Info);
     let (pager, finished) = match agi_callback::alert::pager::Pager::start(cfg) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("autodial serve: {}", agi_callback::error_chain(&e));
+            log::error!("{}", agi_callback::error_chain(&e));
             return EXIT_FAILURE;
         }
     };
     if finished.done > 0 {
-        eprintln!(
-            "autodial serve: settled what the spool owed {} alert(s) from earlier attempts",
+        log::info!(
+            "settled what the spool owed {} alert(s) from earlier attempts",
             finished.done
         );
     }
     for e in &finished.failed {
-        eprintln!(
-            "autodial serve: still owed (retried every few seconds): {}",
+        log::warn!(
+            "still owed (retried every few seconds): {}",
             agi_callback::error_chain(e)
         );
     }
@@ -195,7 +197,7 @@ fn serve(a: ServeArgs) -> u8 {
     }) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("autodial serve: {e}");
+            log::error!("{e}");
             EXIT_FAILURE
         }
     }
