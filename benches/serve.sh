@@ -101,3 +101,13 @@ n=0
 while kill -0 "$W" 2>/dev/null; do sleep 5; n=$((n + 5)); echo "  after ${n} s: $(rss) KiB"; done
 grep -E "requests in" "$D/long.out"
 echo "RSS before: $before KiB, after: $(rss) KiB"
+echo "== /healthz while a 60 s render runs (a second server whose engine sleeps)"
+sed 's/"speech": {"engine": "none"}/"speech": {"engine": "command", "command": ["sh", "-c", "exec sleep 60", "{wav}"], "timeout_seconds": 60}/; s#"state_dir": "[^"]*"#"state_dir": "'"$D"'/state2"#' "$D/alerts.json" >"$D/slow.json"
+"$BIN" serve --listen 127.0.0.1:19096 --config "$D/slow.json" --token-file "$D/token" 2>"$D/serve2.log" &
+PID2=$!
+for _ in $(seq 1 100); do curl -fsS http://127.0.0.1:19096/healthz >/dev/null 2>&1 && break; sleep 0.1; done
+curl -sS -o /dev/null -H "Authorization: Bearer bench-token" -d '{"id": "slow", "text": "x", "chain": "db"}' http://127.0.0.1:19096/alerts &
+sleep 1
+wrk -t2 -c4 -d10s --latency http://127.0.0.1:19096/healthz | grep -E "Requests/sec|50%|99%|requests in|Non-2xx"
+kill "$PID2" 2>/dev/null || true
+wait

@@ -288,6 +288,12 @@ impl Gate {
     }
 }
 
+/// An id's lock, held: the bucket's gate in this process and its `flock`.
+struct IdLock<'a> {
+    _file: File,
+    _pass: GatePass<'a>,
+}
+
 /// Config, store connections and spool: one per process, shared by its
 /// threads (every method takes `&self`).
 pub struct Pager {
@@ -299,6 +305,9 @@ pub struct Pager {
     /// SQLite's busy handler).
     writer: Mutex<()>,
     renders: Gate,
+    /// One gate per id-lock bucket, so threads of this process hand the
+    /// lock over without polling the `flock`.
+    id_gates: Vec<Gate>,
     stop: Arc<AtomicBool>,
 }
 
@@ -421,6 +430,7 @@ impl Pager {
             stores: Mutex::new(vec![store]),
             writer: Mutex::new(()),
             renders: Gate::new(RENDERS),
+            id_gates: (0..ID_LOCKS).map(|_| Gate::new(1)).collect(),
             stop: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -473,18 +483,34 @@ impl Pager {
         Ok(r?)
     }
 
-    /// The id's lock file: waited for up to `wait` (`None`: only tried).
-    fn lock_id(&self, id: &str, wait: Option<Duration>) -> Result<Option<File>, PagerError> {
-        let dir = self.cfg.state_dir.join("locks");
+    /// The id's lock: first among this process's threads (a gate per
+    /// bucket: a hand-off, no polling), then among processes (the bucket's
+    /// `flock`). Waited for up to `wait`; `None`: only tried (`Ok(None)`
+    /// when held elsewhere).
+    fn lock_id(&self, id: &str, wait: Option<Duration>) -> Result<Option<IdLock<'_>>, PagerError> {
         let busy = |what: String| PagerError::Busy {
             id: id.to_string(),
             what,
         };
+        let bucket = (crate::fsio::fnv64(&[id]) % ID_LOCKS) as usize;
+        let start = Instant::now();
+        let deadline = start + wait.unwrap_or(Duration::ZERO);
+        let Some(pass) = self.id_gates[bucket].enter(Some(deadline)) else {
+            return match wait {
+                None => Ok(None),
+                Some(w) => Err(busy(format!("another request held it for {w:?}"))),
+            };
+        };
+        let dir = self.cfg.state_dir.join("locks");
         std::fs::create_dir_all(&dir)
             .map_err(|e| busy(format!("cannot create {}: {e}", dir.display())))?;
-        let path = dir.join(format!("{:02}.lock", crate::fsio::fnv64(&[id]) % ID_LOCKS));
-        match crate::fsio::lock(&path, wait.unwrap_or(Duration::ZERO)) {
-            Ok(f) => Ok(Some(f)),
+        let path = dir.join(format!("{bucket:02}.lock"));
+        let left = deadline.saturating_duration_since(Instant::now());
+        match crate::fsio::lock(&path, left) {
+            Ok(file) => Ok(Some(IdLock {
+                _file: file,
+                _pass: pass,
+            })),
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut && wait.is_none() => Ok(None),
             Err(e) => Err(busy(format!("{}: {e}", path.display()))),
         }
@@ -502,26 +528,27 @@ impl Pager {
     fn sync_locked(&self, id: &str) -> Result<(), PagerError> {
         let owed = self.read(|s| s.owed(id))?;
         let mut first: Option<PagerError> = None;
+        let mut published = Vec::new();
         for c in &owed.publish {
             let cf = self.cfg.call_file(&c.number, id, c.episode, c.id);
             match self.spool.publish_call(&c.file, &cf, at_time(c.at)) {
-                Ok(_) | Err(PublishError::AlreadyPending(_)) => {
-                    self.write(|s| s.mark_call_published(c.id))?;
-                }
+                Ok(_) | Err(PublishError::AlreadyPending(_)) => published.push(c.id),
                 Err(e) => {
                     first.get_or_insert(spool_err(id, format!("cannot publish {}", c.file), e));
                 }
             }
         }
+        let mut removed = Vec::new();
         for (call, file) in &owed.remove {
             match self.spool.cancel(file) {
-                Ok(_) | Err(SpoolError::NotFound(_)) => {
-                    self.write(|s| s.mark_call_removed(*call))?;
-                }
+                Ok(_) | Err(SpoolError::NotFound(_)) => removed.push(*call),
                 Err(e) => {
                     first.get_or_insert(spool_err(id, format!("cannot remove {file}"), e));
                 }
             }
+        }
+        if !published.is_empty() || !removed.is_empty() {
+            self.write(|s| s.mark_settled(&published, &removed))?;
         }
         first.map_or(Ok(()), Err)
     }

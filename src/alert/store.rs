@@ -265,6 +265,14 @@ pub struct CallInfo {
     pub sounds: BTreeMap<String, String>,
 }
 
+impl CallInfo {
+    /// Should this call still say its alert? Only while its episode is
+    /// the current one and firing; else it is stale.
+    pub fn is_live(&self) -> bool {
+        self.current && self.state == AlertState::Firing
+    }
+}
+
 /// What the spool still owes one alert: calls to publish (committed, not
 /// yet in `outgoing/`) and files to remove (cancelled calls).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -533,19 +541,19 @@ impl Store {
             .map_err(self.err("read what is owed"))
     }
 
-    /// Records that call `call_id`'s file is in `outgoing/`.
-    pub fn mark_call_published(&mut self, call_id: i64) -> Result<(), StoreError> {
-        self.in_tx("record a publish", |tx| {
-            tx.execute("UPDATE calls SET published = 1 WHERE id = ?1", [call_id])
-                .map(|_| ())
-        })
-    }
-
-    /// Records that call `call_id`'s file is gone from `outgoing/`.
-    pub fn mark_call_removed(&mut self, call_id: i64) -> Result<(), StoreError> {
-        self.in_tx("record a removal", |tx| {
-            tx.execute("UPDATE calls SET removal_owed = 0 WHERE id = ?1", [call_id])
-                .map(|_| ())
+    /// Records, in one transaction, the calls whose files are now in
+    /// `outgoing/` and those whose files are gone from it.
+    pub fn mark_settled(&mut self, published: &[i64], removed: &[i64]) -> Result<(), StoreError> {
+        self.in_tx("record what the spool holds", |tx| {
+            let mut p = tx.prepare_cached("UPDATE calls SET published = 1 WHERE id = ?1")?;
+            for id in published {
+                p.execute([id])?;
+            }
+            let mut r = tx.prepare_cached("UPDATE calls SET removal_owed = 0 WHERE id = ?1")?;
+            for id in removed {
+                r.execute([id])?;
+            }
+            Ok(())
         })
     }
 

@@ -22,7 +22,7 @@ use agi_callback::agi::{Command, FdReader, Reply, Session, SessionError};
 use agi_callback::alert::config::{default_path, AlertsConfig};
 use agi_callback::alert::pager::Pager;
 use agi_callback::alert::store::{PhoneAck, Recorded};
-use agi_callback::alert::{AlertState, Outcome};
+use agi_callback::alert::Outcome;
 use agi_callback::speech::Phrase;
 use agi_callback::{error_chain, escape_bytes, logging, paths};
 use log::{Level, LevelFilter};
@@ -244,7 +244,7 @@ fn answered<R: io::BufRead, W: Write>(agi: &mut Agi<R, W>, pager: &Pager, call_i
     };
     let lang = pager.config().language_of(&info.contact);
     let stale_file = pager.phrase_sound(&lang, Phrase::Stale, "vm-goodbye");
-    if !(info.current && info.state == AlertState::Firing) {
+    if !info.is_live() {
         let _ = pager.record_outcome(call_id, Outcome::Stale);
         log_line(
             Level::Info,

@@ -10,7 +10,6 @@
 //! where the filesystem lacks it).
 
 use std::ffi::CString;
-use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -45,73 +44,46 @@ pub struct Spool {
 
 /// Why a publish did not happen. In every case nothing was left in
 /// `outgoing/` and the staging file, if any, was removed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     /// A file of that name is pending (or its call in progress).
+    #[error("{} is already pending", .0.display())]
     AlreadyPending(PathBuf),
     /// The name is not a plain file name.
+    #[error("bad call file name {0:?}: use letters, digits, '.', '_', '-', '+', not starting with '.'")]
     BadName(String),
     /// The staging dir and `outgoing/` are on different filesystems, so the
     /// file could not be moved in atomically with its schedule.
+    #[error("{} and {} are on different filesystems; a call file cannot be moved in atomically with its schedule", staging.display(), outgoing.display())]
     CrossDevice { staging: PathBuf, outgoing: PathBuf },
     /// The call file could not be rendered.
+    #[error(transparent)]
     Render(RenderError),
     /// An I/O step failed.
+    #[error("cannot {op} {}: {err}", path.display())]
     Io {
         op: &'static str,
         path: PathBuf,
+        #[source]
         err: io::Error,
     },
 }
-
-impl fmt::Display for PublishError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PublishError::AlreadyPending(p) => {
-                write!(f, "{} is already pending", p.display())
-            }
-            PublishError::BadName(n) => write!(f, "bad call file name {n:?}: use letters, digits, '.', '_', '-', '+', not starting with '.'"),
-            PublishError::CrossDevice { staging, outgoing } => write!(
-                f,
-                "{} and {} are on different filesystems; a call file cannot be moved in atomically with its schedule",
-                staging.display(),
-                outgoing.display()
-            ),
-            PublishError::Render(e) => e.fmt(f),
-            PublishError::Io { op, path, err } => {
-                write!(f, "cannot {op} {}: {err}", path.display())
-            }
-        }
-    }
-}
-
-impl std::error::Error for PublishError {}
 
 /// Why listing or cancelling failed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
+    #[error("bad call file name {0:?}")]
     BadName(String),
+    #[error("{} is not pending", .0.display())]
     NotFound(PathBuf),
+    #[error("cannot {op} {}: {err}", path.display())]
     Io {
         op: &'static str,
         path: PathBuf,
+        #[source]
         err: io::Error,
     },
 }
-
-impl fmt::Display for SpoolError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SpoolError::BadName(n) => write!(f, "bad call file name {n:?}"),
-            SpoolError::NotFound(p) => write!(f, "{} is not pending", p.display()),
-            SpoolError::Io { op, path, err } => {
-                write!(f, "cannot {op} {}: {err}", path.display())
-            }
-        }
-    }
-}
-
-impl std::error::Error for SpoolError {}
 
 /// A file waiting in `outgoing/`.
 #[derive(Debug, Clone)]
