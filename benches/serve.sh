@@ -10,7 +10,7 @@ command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)"; exit 
 (cd "$TOP" && cargo build --release --bin autodial -q)
 BIN=$TOP/target/release/autodial
 D=$(mktemp -d /dev/shm/autodial-serve-bench.XXXXXX)
-trap 'kill "$PID" 2>/dev/null; rm -rf "$D"' EXIT
+trap 'kill "$PID" ${PID2:-} 2>/dev/null; rm -rf "$D"' EXIT
 mkdir -p "$D/spool/outgoing" "$D/spool/tmp"
 cat >"$D/alerts.json" <<JSON
 {"call": {"channel": "PJSIP/{number}@sip-provider"},
@@ -21,6 +21,7 @@ cat >"$D/alerts.json" <<JSON
  "state_dir": "$D/state", "spool_dir": "$D/spool"}
 JSON
 echo bench-token >"$D/token"
+! curl -fsS http://127.0.0.1:19095/healthz >/dev/null 2>&1 || { echo "port 19095 is in use"; exit 1; }
 "$BIN" serve --listen 127.0.0.1:19095 --config "$D/alerts.json" --token-file "$D/token" 2>"$D/serve.log" &
 PID=$!
 for _ in $(seq 1 100); do curl -fsS http://127.0.0.1:19095/healthz >/dev/null 2>&1 && break; sleep 0.1; done
@@ -107,7 +108,8 @@ sed 's/"speech": {"engine": "none"}/"speech": {"engine": "command", "command": [
 PID2=$!
 for _ in $(seq 1 100); do curl -fsS http://127.0.0.1:19096/healthz >/dev/null 2>&1 && break; sleep 0.1; done
 curl -sS -o /dev/null -H "Authorization: Bearer bench-token" -d '{"id": "slow", "text": "x", "chain": "db"}' http://127.0.0.1:19096/alerts &
+CURL=$!
 sleep 1
 wrk -t2 -c4 -d10s --latency http://127.0.0.1:19096/healthz | grep -E "Requests/sec|50%|99%|requests in|Non-2xx"
 kill "$PID2" 2>/dev/null || true
-wait
+wait "$CURL" 2>/dev/null || true

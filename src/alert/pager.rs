@@ -44,6 +44,10 @@ pub const OWED_LATE_SECS: i64 = 30;
 const ID_LOCK_WAIT: Duration = Duration::from_secs(10);
 /// Lock files for ids (by hash).
 const ID_LOCKS: u64 = 64;
+/// Database connections in use at once in one process.
+const DB_CONNS: usize = 2;
+/// Changes under way at once in one process.
+const CHANGES: usize = 4;
 /// Renders at once in one process (each runs an engine process).
 const RENDERS: usize = 2;
 
@@ -305,6 +309,11 @@ pub struct Pager {
     /// SQLite's busy handler).
     writer: Mutex<()>,
     renders: Gate,
+    /// Connections in use at once.
+    db: Gate,
+    /// Changes (commit and settle) under way at once: more only switch
+    /// threads, never finish sooner.
+    changes: Gate,
     /// One gate per id-lock bucket, so threads of this process hand the
     /// lock over without polling the `flock`.
     id_gates: Vec<Gate>,
@@ -430,6 +439,8 @@ impl Pager {
             stores: Mutex::new(vec![store]),
             writer: Mutex::new(()),
             renders: Gate::new(RENDERS),
+            db: Gate::new(DB_CONNS),
+            changes: Gate::new(CHANGES),
             id_gates: (0..ID_LOCKS).map(|_| Gate::new(1)).collect(),
             stop: Arc::new(AtomicBool::new(false)),
         })
@@ -446,19 +457,11 @@ impl Pager {
         self.stop.store(true, Ordering::Relaxed);
     }
 
-    /// Runs `f` on a free connection (opening one when none is).
+    /// Runs `f` on a free connection (opening one when none is), at most
+    /// [`DB_CONNS`] at once: more readers would keep SQLite from
+    /// checkpointing its WAL, and every query would slow down.
     fn read<T>(&self, f: impl FnOnce(&Store) -> Result<T, StoreError>) -> Result<T, PagerError> {
-        let taken = self.stores.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        let store = match taken {
-            Some(s) => s,
-            None => Store::open(&self.cfg.state_dir)?,
-        };
-        let r = f(&store);
-        self.stores
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(store);
-        Ok(r?)
+        self.with_store(|s| f(s))
     }
 
     /// Runs a write on a free connection, one write of this process at a
@@ -467,15 +470,23 @@ impl Pager {
         &self,
         f: impl FnOnce(&mut Store) -> Result<T, StoreError>,
     ) -> Result<T, PagerError> {
+        self.with_store(|s| {
+            let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+            f(s)
+        })
+    }
+
+    fn with_store<T>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError>,
+    ) -> Result<T, PagerError> {
+        let _pass = self.db.enter(None);
         let taken = self.stores.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut store = match taken {
             Some(s) => s,
             None => Store::open(&self.cfg.state_dir)?,
         };
-        let r = {
-            let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-            f(&mut store)
-        };
+        let r = f(&mut store);
         self.stores
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -694,6 +705,7 @@ impl Pager {
             sounds: &sounds,
             speech_error: speech_error.as_deref(),
         };
+        let _work = self.changes.enter(None);
         let raised = self.write(|s| s.raise(&new, &planned))?;
         self.sync(&r.id)?;
         Ok(match raised {
@@ -717,6 +729,7 @@ impl Pager {
     /// Acknowledges from outside a call; the calls still pending are
     /// removed before it answers. `None` for an unknown id.
     pub fn ack(&self, id: &str, by: &str) -> Result<Option<Change>, PagerError> {
+        let _work = self.changes.enter(None);
         let c = self.write(|s| s.ack(id, by))?;
         if c.is_some() {
             self.sync(id)?;
@@ -727,6 +740,7 @@ impl Pager {
     /// Resolves; the calls still pending are removed before it answers.
     /// `None` for an unknown id.
     pub fn resolve(&self, id: &str) -> Result<Option<Change>, PagerError> {
+        let _work = self.changes.enter(None);
         let c = self.write(|s| s.resolve(id))?;
         if c.is_some() {
             self.sync(id)?;

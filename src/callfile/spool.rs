@@ -50,7 +50,9 @@ pub enum PublishError {
     #[error("{} is already pending", .0.display())]
     AlreadyPending(PathBuf),
     /// The name is not a plain file name.
-    #[error("bad call file name {0:?}: use letters, digits, '.', '_', '-', '+', not starting with '.'")]
+    #[error(
+        "bad call file name {0:?}: use letters, digits, '.', '_', '-', '+', not starting with '.'"
+    )]
     BadName(String),
     /// The staging dir and `outgoing/` are on different filesystems, so the
     /// file could not be moved in atomically with its schedule.
