@@ -69,6 +69,7 @@ def conn(i):
     s.setblocking(False)
     return s
 socks = [conn(i) for i in range(n)]
+print("holding", len(socks), flush=True)
 while time.time() < stop:
     time.sleep(0.5)
     for i, s in enumerate(socks):
@@ -86,12 +87,15 @@ while time.time() < stop:
         socks[i] = conn(i)
 PY
 ulimit -n 8192
-python3 "$D/idle.py" 2000 19095 40 &
+python3 "$D/idle.py" 2000 19095 60 >"$D/idle.out" &
 IDLE=$!
-sleep 3
-echo "  open connections: $(ls /proc/$PID/fd | wc -l) descriptors in the server"
+for _ in $(seq 1 300); do grep -q holding "$D/idle.out" && break; sleep 0.1; done
+echo "  $(cat "$D/idle.out")"
+fds() { ls "/proc/$PID/fd" | wc -l; }
+( for _ in $(seq 1 30); do fds; sleep 1; done ) >"$D/fds.out" &
 wrk -t2 -c4 -d15s --latency http://127.0.0.1:19095/healthz | grep -E "Requests/sec|50%|99%|requests in|Non-2xx"
 wrk -t2 -c20 -d15s --latency -s "$D/new.lua" http://127.0.0.1:19095/alertmanager | grep -E "Requests/sec|50%|99%|requests in|Non-2xx"
+echo "  server descriptors during the runs: min $(sort -n "$D/fds.out" | head -1), max $(sort -n "$D/fds.out" | tail -1)"
 kill "$IDLE" 2>/dev/null || true
 echo "RSS: $(rss) KiB"
 echo "== memory over 100,000 more duplicate requests"

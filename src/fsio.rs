@@ -6,7 +6,6 @@
 use std::fs::{File, Metadata, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -41,16 +40,8 @@ fn not_regular(meta: &Metadata) -> io::Error {
 
 /// Clears `O_NONBLOCK` again once the open could not block any more.
 fn set_blocking(f: &File) -> io::Result<()> {
-    let fd = f.as_raw_fd();
-    // SAFETY: fcntl on a descriptor we own, with integer arguments only.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: as above.
-    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let flags = rustix::fs::fcntl_getfl(f)?;
+    rustix::fs::fcntl_setfl(f, flags - rustix::fs::OFlags::NONBLOCK)?;
     Ok(())
 }
 
@@ -170,8 +161,7 @@ pub fn open_write(path: &Path, opts: WriteOpts) -> io::Result<File> {
 /// the uid and gid taken, `None` when nothing changed.
 pub fn become_owner_of(dir: &Path) -> io::Result<Option<(u32, u32)>> {
     use std::os::unix::fs::MetadataExt;
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !rustix::process::geteuid().is_root() {
         return Ok(None);
     }
     let meta = std::fs::metadata(dir)?;
@@ -181,12 +171,13 @@ pub fn become_owner_of(dir: &Path) -> io::Result<Option<(u32, u32)>> {
 /// Run as root, becomes `uid`:`gid` (no supplementary groups) unless `uid`
 /// is root. Returns what was taken, `None` when nothing changed.
 pub fn become_user(uid: u32, gid: u32) -> io::Result<Option<(u32, u32)>> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 || uid == 0 {
+    if !rustix::process::geteuid().is_root() || uid == 0 {
         return Ok(None);
     }
     // SAFETY: plain syscalls with integer arguments; the group list is
-    // empty. The order matters: groups and gid while still root.
+    // empty. The order matters: groups and gid while still root. No safe
+    // wrapper exists: rustix changes ids per thread only, and glibc's
+    // wrappers are what make the change process-wide.
     unsafe {
         if libc::setgroups(0, std::ptr::null()) != 0
             || libc::setgid(gid) != 0
@@ -247,14 +238,10 @@ pub fn lock(path: &Path, timeout: Duration) -> io::Result<File> {
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_micros(200);
     loop {
-        // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            return Ok(f);
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EWOULDBLOCK) | Some(libc::EINTR) => {}
-            _ => return Err(e),
+        match rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(f),
+            Err(rustix::io::Errno::WOULDBLOCK) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
         }
         let now = Instant::now();
         if now >= deadline {
@@ -296,13 +283,9 @@ mod owner_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
 
     fn mkfifo(p: &Path) {
-        let c = CString::new(p.as_os_str().as_bytes()).unwrap();
-        // SAFETY: a valid path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        rustix::fs::mkfifoat(rustix::fs::CWD, p, rustix::fs::Mode::from_raw_mode(0o600)).unwrap();
     }
 
     #[test]

@@ -338,16 +338,15 @@ fn alertmanager_and_grafana_groups_with_big_labels_are_accepted_and_cut() {
 // 3. Idle and slow connections.
 
 fn raise_nofile() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: the struct is ours.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        lim.rlim_cur = lim.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-    }
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let lim = getrlimit(Resource::Nofile);
+    let _ = setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: lim.maximum,
+            maximum: lim.maximum,
+        },
+    );
 }
 
 #[test]
@@ -656,8 +655,8 @@ fn sigterm_during_a_render_exits_within_10_s_with_the_alert_raised() {
         )
     });
     std::thread::sleep(Duration::from_millis(700));
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(s.child.id() as i32, libc::SIGTERM) };
+    let pid = rustix::process::Pid::from_child(&s.child);
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     let t = Instant::now();
     let code = loop {
         if let Some(st) = s.child.try_wait().unwrap() {
@@ -803,8 +802,7 @@ fn espeak_ng_says_the_whole_message_whatever_brackets_the_text_holds() {
 #[test]
 fn run_as_root_alert_work_acts_as_the_owner_of_outgoing_and_the_state() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !rustix::process::geteuid().is_root() {
         eprintln!("skipped: needs root (CI runs as root)");
         return;
     }

@@ -1,7 +1,7 @@
 //! Bounded line reading: the one place that pulls bytes off the AGI pipe.
 
 use std::io::{self, BufRead, Read};
-use std::os::unix::io::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 
 /// What [`read_line_bounded`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,66 +82,53 @@ impl<R: Read> Lookahead for io::BufReader<R> {
 
 /// A buffered reader over a pipe or socket descriptor (the AGI's stdin)
 /// that can poll it for bytes already written.
-pub struct FdReader {
-    fd: RawFd,
+pub struct FdReader<F: AsFd = BorrowedFd<'static>> {
+    fd: F,
     buf: Vec<u8>,
     pos: usize,
     end: usize,
 }
 
 impl FdReader {
-    /// Reads from `fd` (not closed on drop) with a buffer of `capacity`.
-    pub fn new<F: AsRawFd>(fd: &F, capacity: usize) -> FdReader {
+    /// The process's standard input.
+    pub fn stdin() -> FdReader {
+        FdReader::new(rustix::stdio::stdin(), 128 * 1024)
+    }
+}
+
+impl<F: AsFd> FdReader<F> {
+    /// Reads from `fd` with a buffer of `capacity`.
+    pub fn new(fd: F, capacity: usize) -> FdReader<F> {
         FdReader {
-            fd: fd.as_raw_fd(),
+            fd,
             buf: vec![0; capacity.max(1)],
             pos: 0,
             end: 0,
         }
     }
 
-    /// The process's standard input.
-    pub fn stdin() -> FdReader {
-        FdReader::new(&io::stdin(), 128 * 1024)
-    }
-
     fn read_some(&mut self) -> io::Result<usize> {
         loop {
-            // SAFETY: the range end..len is inside our buffer.
-            let n = unsafe {
-                libc::read(
-                    self.fd,
-                    self.buf[self.end..].as_mut_ptr().cast(),
-                    self.buf.len() - self.end,
-                )
-            };
-            if n >= 0 {
-                self.end += n as usize;
-                return Ok(n as usize);
-            }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
+            match rustix::io::read(&self.fd, &mut self.buf[self.end..]) {
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(n);
+                }
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
             }
         }
     }
 
     fn readable_now(&self) -> io::Result<bool> {
-        let mut p = libc::pollfd {
-            fd: self.fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd, timeout 0.
-        match unsafe { libc::poll(&mut p, 1, 0) } {
-            n if n < 0 => Err(io::Error::last_os_error()),
-            0 => Ok(false),
-            _ => Ok(p.revents & (libc::POLLIN | libc::POLLHUP) != 0),
-        }
+        use rustix::event::{PollFd, PollFlags};
+        let mut p = [PollFd::new(&self.fd, PollFlags::IN)];
+        let ready = rustix::event::poll(&mut p, Some(&rustix::event::Timespec::default()))?;
+        Ok(ready > 0 && p[0].revents().intersects(PollFlags::IN | PollFlags::HUP))
     }
 }
 
-impl Read for FdReader {
+impl<F: AsFd> Read for FdReader<F> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         let avail = self.fill_buf()?;
         let n = avail.len().min(out.len());
@@ -151,7 +138,7 @@ impl Read for FdReader {
     }
 }
 
-impl BufRead for FdReader {
+impl<F: AsFd> BufRead for FdReader<F> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
         if self.pos == self.end {
             self.pos = 0;
@@ -165,7 +152,7 @@ impl BufRead for FdReader {
     }
 }
 
-impl Lookahead for FdReader {
+impl<F: AsFd> Lookahead for FdReader<F> {
     fn ready(&mut self) -> io::Result<&[u8]> {
         self.buf.copy_within(self.pos..self.end, 0);
         self.end -= self.pos;
@@ -196,17 +183,8 @@ mod tests {
 
     #[test]
     fn fd_reader_sees_what_the_pipe_holds_without_blocking() {
-        let mut fds = [0; 2];
-        // SAFETY: a two-int array for pipe().
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-        // SAFETY: both descriptors are ours from here on.
-        let (r, mut w) = unsafe {
-            use std::os::unix::io::FromRawFd;
-            (
-                std::fs::File::from_raw_fd(fds[0]),
-                std::fs::File::from_raw_fd(fds[1]),
-            )
-        };
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        let mut w = std::fs::File::from(w);
         use std::io::Write;
         w.write_all(b"a: 1\n\nrest\n").unwrap();
         let mut rd = FdReader::new(&r, 4);

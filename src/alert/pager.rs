@@ -820,8 +820,7 @@ fn playable(p: &Path) -> String {
 /// directory ([`crate::fsio::choose_owner`]).
 fn act_as_owner(cfg: &AlertsConfig) -> Result<(), PagerError> {
     use std::os::unix::fs::MetadataExt;
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !rustix::process::geteuid().is_root() {
         return Ok(());
     }
     let outgoing = cfg.spool_dir.join("outgoing");

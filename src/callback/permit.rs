@@ -537,9 +537,12 @@ mod tests {
     fn a_fifo_as_permit_file_is_an_error_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("permit.fifo");
-        let c = std::ffi::CString::new(file.to_str().unwrap()).unwrap();
-        // SAFETY: a valid path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &file,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
         let cfg = with_permit_file(&file);
         let e = permitted(&cfg, dir.path(), "1").unwrap_err();
         assert!(e.contains("FIFO"), "{e}");

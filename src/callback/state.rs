@@ -114,9 +114,12 @@ mod tests {
         let e = s.record_queued("1", now).unwrap_err();
         assert!(e.contains("symbolic link"), "{e}");
         assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
-        let fifo = std::ffi::CString::new(s.dir().join("2").to_str().unwrap()).unwrap();
-        // SAFETY: a valid path.
-        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            s.dir().join("2"),
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
         let e = s.last_queued("2", now).unwrap_err();
         assert!(e.contains("FIFO"), "{e}");
         let e = s.record_queued("2", now).unwrap_err();

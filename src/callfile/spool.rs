@@ -9,17 +9,16 @@
 //! renamed into `outgoing/` with `RENAME_NOREPLACE` (or `link` + `unlink`
 //! where the filesystem lacks it).
 
-use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::os::unix::io::{AsRawFd, FromRawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use filetime::FileTime;
+use rustix::fs::{Access, AtFlags, Mode, OFlags, RenameFlags};
 
 use super::model::{CallFile, RenderError};
 use super::parse::{parse, Parsed};
@@ -117,10 +116,6 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Pub
     }
 }
 
-fn cstr(name: &str) -> io::Result<CString> {
-    CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
-}
-
 /// Opens a spool directory without following a symbolic link: whoever owns
 /// the spool (Asterisk's user) could otherwise point `outgoing/` anywhere,
 /// and a root `autodial` would write there.
@@ -145,93 +140,45 @@ fn open_dir(path: &Path) -> io::Result<File> {
 
 /// Does `name` exist in the directory `dir` (a symlink counts, unfollowed)?
 fn exists_at(dir: &File, name: &str) -> bool {
-    let Ok(c) = cstr(name) else { return false };
-    // SAFETY: a valid directory descriptor, a NUL-terminated name and a
-    // zeroed stat buffer of the right type.
-    unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        libc::fstatat(
-            dir.as_raw_fd(),
-            c.as_ptr(),
-            &mut st,
-            libc::AT_SYMLINK_NOFOLLOW,
-        ) == 0
-    }
+    rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).is_ok()
 }
 
 fn unlink_at(dir: &File, name: &str) {
-    if let Ok(c) = cstr(name) {
-        // SAFETY: a valid directory descriptor and NUL-terminated name.
-        unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), 0) };
-    }
+    let _ = rustix::fs::unlinkat(dir, name, AtFlags::empty());
 }
 
 /// Creates `name` in `dir` exclusively (`O_EXCL|O_NOFOLLOW`: never an
 /// existing entry, never through a planted symlink), mode 0600.
 fn create_at(dir: &File, name: &str) -> io::Result<File> {
-    let c = cstr(name)?;
-    // SAFETY: a valid directory descriptor and NUL-terminated name; the
-    // returned descriptor is owned by the File.
-    let fd = unsafe {
-        libc::openat(
-            dir.as_raw_fd(),
-            c.as_ptr(),
-            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            0o600 as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd is a fresh descriptor nobody else owns.
-    Ok(unsafe { File::from_raw_fd(fd) })
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )?;
+    Ok(File::from(fd))
 }
 
 /// Moves `from` (in `fdir`) to `to` (in `tdir`) unless `to` exists.
 /// `Ok(false)` when it exists.
 fn rename_noreplace(fdir: &File, from: &str, tdir: &File, to: &str) -> io::Result<bool> {
-    let (f, t) = (cstr(from)?, cstr(to)?);
-    // SAFETY: valid directory descriptors and NUL-terminated names.
-    let rc = unsafe {
-        libc::renameat2(
-            fdir.as_raw_fd(),
-            f.as_ptr(),
-            tdir.as_raw_fd(),
-            t.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
-    if rc == 0 {
-        return Ok(true);
-    }
-    let err = io::Error::last_os_error();
-    match err.raw_os_error() {
-        Some(libc::EEXIST) => Ok(false),
+    use rustix::io::Errno;
+    match rustix::fs::renameat_with(fdir, from, tdir, to, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(true),
+        Err(Errno::EXIST) => Ok(false),
         // The filesystem (or kernel) lacks RENAME_NOREPLACE: link() fails
         // with EEXIST too, and never replaces.
-        Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => {
-            // SAFETY: as above.
-            let rc = unsafe {
-                libc::linkat(
-                    fdir.as_raw_fd(),
-                    f.as_ptr(),
-                    tdir.as_raw_fd(),
-                    t.as_ptr(),
-                    0,
-                )
-            };
-            if rc == 0 {
-                unlink_at(fdir, from);
-                return Ok(true);
-            }
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EEXIST) {
-                Ok(false)
-            } else {
-                Err(e)
+        Err(Errno::INVAL) | Err(Errno::NOSYS) | Err(Errno::OPNOTSUPP) => {
+            match rustix::fs::linkat(fdir, from, tdir, to, AtFlags::empty()) {
+                Ok(()) => {
+                    unlink_at(fdir, from);
+                    Ok(true)
+                }
+                Err(Errno::EXIST) => Ok(false),
+                Err(e) => Err(e.into()),
             }
         }
-        _ => Err(err),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -381,8 +328,7 @@ impl Spool {
         // Run as root (an operator's autodial on a spool that root owns),
         // hand the file to the owner of outgoing/ (Asterisk's user), who
         // must be able to update it.
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } == 0 {
+        if rustix::process::geteuid().is_root() {
             std::os::unix::fs::fchown(&f, Some(outgoing_meta.uid()), Some(outgoing_meta.gid()))
                 .map_err(io_err("chown staging file", staged))?;
         }
@@ -399,16 +345,8 @@ impl Spool {
     /// write into; else which one and why.
     pub fn check_writable(&self) -> Result<(), String> {
         for path in [self.outgoing(), self.staging()] {
-            let c = CString::new(path.as_os_str().as_bytes())
-                .map_err(|_| format!("{}: a NUL in the path", path.display()))?;
-            // SAFETY: a NUL-terminated path; access(2) only reads it.
-            if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
-                return Err(format!(
-                    "{}: not writable: {}",
-                    path.display(),
-                    io::Error::last_os_error()
-                ));
-            }
+            rustix::fs::access(&path, Access::WRITE_OK | Access::EXEC_OK)
+                .map_err(|e| format!("{}: not writable: {}", path.display(), io::Error::from(e)))?;
         }
         Ok(())
     }
@@ -485,18 +423,14 @@ impl Spool {
             path: outgoing,
             err,
         })?;
-        let c = cstr(name).map_err(|_| SpoolError::BadName(name.to_string()))?;
-        // SAFETY: a valid directory descriptor and NUL-terminated name;
         // unlinkat removes a symlink itself, never its target.
-        if unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), 0) } == 0 {
-            return Ok(path);
-        }
-        match io::Error::last_os_error() {
-            e if e.kind() == io::ErrorKind::NotFound => Err(SpoolError::NotFound(path)),
-            err => Err(SpoolError::Io {
+        match rustix::fs::unlinkat(&dir, name, AtFlags::empty()) {
+            Ok(()) => Ok(path),
+            Err(rustix::io::Errno::NOENT) => Err(SpoolError::NotFound(path)),
+            Err(e) => Err(SpoolError::Io {
                 op: "remove",
                 path,
-                err,
+                err: e.into(),
             }),
         }
     }

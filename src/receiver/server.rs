@@ -687,26 +687,19 @@ async fn terminated() {
 /// Raises the soft descriptor limit to the hard one (as Go's runtime
 /// does); returns the soft limit now in force.
 fn raise_nofile() -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit write/read the struct we own.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return 1024;
-        }
-        if lim.rlim_cur < lim.rlim_max {
-            let want = libc::rlimit {
-                rlim_cur: lim.rlim_max,
-                rlim_max: lim.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
-                lim.rlim_cur = lim.rlim_max;
-            }
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let lim = getrlimit(Resource::Nofile);
+    let (cur, max) = (lim.current.unwrap_or(u64::MAX), lim.maximum);
+    if max.is_none_or(|m| m > cur) {
+        let want = Rlimit {
+            current: max,
+            maximum: max,
+        };
+        if setrlimit(Resource::Nofile, want).is_ok() {
+            return max.unwrap_or(u64::MAX);
         }
     }
-    lim.rlim_cur
+    cur
 }
 
 /// How many connections to serve at once under a descriptor limit.

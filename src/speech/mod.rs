@@ -216,12 +216,11 @@ pub fn render(
 }
 
 /// Kills the engine's process group (the engine and whatever it forked).
+/// Its id is the engine's pid, which stays reserved while a member of the
+/// group lives.
 fn kill_group(child: &std::process::Child) {
-    if let Ok(pid) = i32::try_from(child.id()) {
-        // SAFETY: kill(2) with a negative pid signals the process group we
-        // created for the engine (its id is the engine's pid, which stays
-        // reserved while a member of the group lives).
-        unsafe { libc::kill(-pid, libc::SIGKILL) };
+    if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
     }
 }
 
