@@ -346,6 +346,14 @@ impl Store {
 
     fn migrate(&mut self) -> Result<(), StoreError> {
         let known = MIGRATIONS.len() as i64;
+        // Up to date (every open but the first): no write transaction.
+        let now: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(self.err("read the schema version"))?;
+        if now == known {
+            return Ok(());
+        }
         let v = self.in_tx("migration", |tx| {
             let v: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
             if v > known {
