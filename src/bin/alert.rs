@@ -14,6 +14,11 @@
 //! Sets `ALERT_STATUS`: `ACKED`, `NOACK`, `STALE`, `RECORDED` (failed
 //! attempt) or `ERROR`. What is known is recorded before anything is said,
 //! so a caller hanging up (SIGHUP, 511, EOF) loses nothing.
+//!
+//! `no_main`, like `callback`: Asterisk starts it once per call, and the C
+//! `main` skips the Rust runtime's set-up (stack guard probing through
+//! /proc/self/maps, the stack-overflow handler) it does not need.
+#![no_main]
 
 use std::io::{self, Write};
 
@@ -32,9 +37,13 @@ const ROUNDS: usize = 3;
 /// Milliseconds to wait for the digit after each message.
 const WAIT_MS: i64 = 5000;
 
-fn main() {
+// SAFETY: the C entry point of a `no_main` program; nothing else defines
+// `main`.
+#[unsafe(no_mangle)]
+pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
     if let Start::Exit(code) = startup::begin("alert", agi_callback::alert::AGI_HELP, &[]) {
-        std::process::exit(code);
+        let _ = io::stdout().flush();
+        return code;
     }
     logging::init_file(LevelFilter::Info);
     // The log is opened at once (never blocking); a log that cannot be
@@ -43,7 +52,7 @@ fn main() {
     let code = run(FdReader::stdin(), io::stdout().lock());
     logging::flush();
     let _ = io::stdout().flush();
-    std::process::exit(code);
+    code
 }
 
 /// One line to the log, the message escaped (it carries outside bytes).
