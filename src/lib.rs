@@ -6,6 +6,7 @@ pub mod agi;
 pub mod alert;
 pub mod callback;
 pub mod callfile;
+pub mod error;
 pub mod fsio;
 pub mod logging;
 pub mod paths;

@@ -717,3 +717,45 @@ fn a_raise_killed_at_any_point_is_completed_by_the_next_command() {
     }
     assert!(killed > 10, "only {killed} runs were killed mid-way");
 }
+
+#[test]
+fn an_unknown_value_in_the_database_is_an_error_naming_the_row() {
+    let pbx = Pbx::new(NO_SPEECH);
+    let o = pbx.cli(&["raise", "--id", "odd", "--text", "x", "--chain", "pair"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    // a state this program does not know (written by a newer one, or damaged)
+    let db = rusqlite::Connection::open(pbx.path("state/alerts.db")).unwrap();
+    db.execute(
+        "UPDATE episodes SET state = 'exploded' WHERE alert_id = 'odd'",
+        [],
+    )
+    .unwrap();
+    db.execute(
+        "UPDATE calls SET outcome = 'vanished' WHERE alert_id = 'odd' AND contact = 'anna'",
+        [],
+    )
+    .unwrap();
+    drop(db);
+    for args in [&["list"][..], &["show", "odd"][..]] {
+        let o = pbx.cli(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let e = err(&o);
+        assert!(e.contains("alert odd: unreadable row"), "{args:?}: {e}");
+        assert!(
+            e.contains("unknown alert state \"exploded\""),
+            "{args:?}: {e}"
+        );
+    }
+    let db = rusqlite::Connection::open(pbx.path("state/alerts.db")).unwrap();
+    db.execute(
+        "UPDATE episodes SET state = 'firing' WHERE alert_id = 'odd'",
+        [],
+    )
+    .unwrap();
+    drop(db);
+    let o = pbx.cli(&["show", "odd"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = err(&o);
+    assert!(e.contains("of alert odd: unreadable row"), "{e}");
+    assert!(e.contains("unknown call outcome \"vanished\""), "{e}");
+}

@@ -76,6 +76,8 @@ pub struct Route {
     pub chain: String,
 }
 
+pub use crate::error::ConfigError;
+
 /// The speech engine (owned by [`crate::speech`]).
 pub use crate::speech::SpeechCfg;
 
@@ -148,8 +150,11 @@ fn valid_number(n: &str) -> bool {
 
 impl AlertsConfig {
     /// Reads and checks the file at `path`; errors name the file and key.
-    pub fn load(path: &Path) -> Result<AlertsConfig, String> {
-        let err = |m: String| format!("{}: {m}", path.display());
+    pub fn load(path: &Path) -> Result<AlertsConfig, ConfigError> {
+        let err = |message: String| ConfigError {
+            path: path.to_path_buf(),
+            message,
+        };
         let buf = crate::fsio::read_bounded(path, MAX_CONFIG).map_err(err)?;
         AlertsConfig::from_json(&buf).map_err(err)
     }

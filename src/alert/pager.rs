@@ -79,6 +79,9 @@ pub enum PagerError {
     /// Acting as the spool's owner failed, or the owners disagree.
     #[error("{0}")]
     Owner(String),
+    /// The config cannot be used.
+    #[error(transparent)]
+    Config(#[from] crate::error::ConfigError),
 }
 
 impl PagerError {

@@ -573,9 +573,19 @@ impl Store {
                  WHERE alert_id = ?1 AND episode = ?2 ORDER BY at, round, step, id",
             )
             .map_err(self.err("read the calls"))?;
-        st.query_map(params![id, episode], call_row)
+        let rows: Vec<(i64, rusqlite::Result<CallRow>)> = st
+            .query_map(params![id, episode], |r| Ok((r.get(0)?, call_row(r))))
             .and_then(|rows| rows.collect())
-            .map_err(self.err("read the calls"))
+            .map_err(self.err("read the calls"))?;
+        rows.into_iter()
+            .map(|(call, row)| {
+                row.map_err(|e| StoreError {
+                    path: self.path.clone(),
+                    what: format!("call {call} of alert {id}: unreadable row"),
+                    source: Some(e),
+                })
+            })
+            .collect()
     }
 
     /// Cancels the calls still scheduled of an episode (inside `tx`): their
@@ -856,27 +866,44 @@ impl Store {
                  WHERE ?1 IS NULL OR a.id = ?1 ORDER BY e.raised_at DESC, a.id",
             )
             .map_err(self.err("list"))?;
-        let mut out: Vec<AlertView> = st
+        // A value this program does not know (a state written by a newer
+        // one, a damaged row) is an error naming the alert, never a default.
+        let rows: Vec<Result<AlertView, (String, rusqlite::Error)>> = st
             .query_map([id], |r| {
-                Ok(AlertView {
-                    id: r.get(0)?,
-                    episode: r.get(1)?,
-                    state: r.get(2)?,
-                    text: r.get(3)?,
-                    chain: r.get(4)?,
-                    labels: json_map(r, 5)?,
-                    raised_at: r.get(6)?,
-                    acked_by: r.get(7)?,
-                    acked_at: r.get(8)?,
-                    resolved_at: r.get(9)?,
-                    sounds: json_map(r, 10)?,
-                    speech_error: r.get(11)?,
-                    labels_cut: r.get(12)?,
-                    calls: None,
-                })
+                let id: String = r.get(0)?;
+                let view = (|| {
+                    Ok(AlertView {
+                        id: id.clone(),
+                        episode: r.get(1)?,
+                        state: r.get(2)?,
+                        text: r.get(3)?,
+                        chain: r.get(4)?,
+                        labels: json_map(r, 5)?,
+                        raised_at: r.get(6)?,
+                        acked_by: r.get(7)?,
+                        acked_at: r.get(8)?,
+                        resolved_at: r.get(9)?,
+                        sounds: json_map(r, 10)?,
+                        speech_error: r.get(11)?,
+                        labels_cut: r.get(12)?,
+                        calls: None,
+                    })
+                })();
+                Ok(view.map_err(|e| (id, e)))
             })
             .and_then(|rows| rows.collect())
             .map_err(self.err("list"))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            out.push(row.map_err(|(id, e)| StoreError {
+                path: self.path.clone(),
+                what: format!(
+                    "alert {}: unreadable row",
+                    crate::escape_bytes(id.as_bytes())
+                ),
+                source: Some(e),
+            })?);
+        }
         if with_calls {
             for a in &mut out {
                 a.calls = Some(self.calls(&a.id, a.episode)?);

@@ -173,8 +173,9 @@ fn run<R: agi_callback::agi::Lookahead, W: Write>(reader: R, writer: W) -> i32 {
     let cfg = match AlertsConfig::load(&path) {
         Ok(c) => c,
         Err(e) => {
-            log_line(Level::Error, &e);
-            agi.status("ERROR", &e);
+            let m = e.to_string();
+            log_line(Level::Error, &m);
+            agi.status("ERROR", &m);
             return 1;
         }
     };

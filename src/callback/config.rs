@@ -121,20 +121,7 @@ pub struct Config {
     pub debug: bool,
 }
 
-/// A config problem, naming the file and what is wrong.
-#[derive(Debug)]
-pub struct ConfigError {
-    pub path: PathBuf,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path.display(), self.message)
-    }
-}
-
-impl std::error::Error for ConfigError {}
+pub use crate::error::ConfigError;
 
 /// `$CALLBACK_CONFIG`, else `$AST_CONFIG_DIR/callback.json`, else
 /// `/etc/asterisk/callback.json`.
