@@ -179,31 +179,7 @@ impl Drop for Server {
     }
 }
 
-/// One HTTP/1.1 request on its own connection; (status, body).
-fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    (status, body)
-}
+use common::http;
 
 fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
@@ -600,21 +576,24 @@ fn engine(cmd: &[&str], timeout: u32) -> String {
     )
 }
 
-#[test]
-fn a_slow_engine_never_holds_up_health_metrics_or_other_alerts() {
+/// A receiver whose speech engine takes 60 s (its timeout).
+fn slow_engine() -> (Pbx, Server) {
     let pbx = Pbx::new(&engine(&["sh", "-c", "exec sleep 60", "{wav}"], 60));
     let s = pbx.serve();
-    let port = s.port;
+    (pbx, s)
+}
+
+/// POSTs a raise of `id` from a thread; its (status, body) at the join.
+fn raise_in_background(s: &Server, id: &str) -> std::thread::JoinHandle<(u16, String)> {
+    let (port, body) = (s.port, raise_body(id, "x"));
+    std::thread::spawn(move || http(port, "POST", "/alerts", Some(TOKEN), body.as_bytes()))
+}
+
+#[test]
+fn a_slow_engine_never_holds_up_health_metrics_or_other_alerts() {
+    let (pbx, s) = slow_engine();
     let t = Instant::now();
-    let slow = std::thread::spawn(move || {
-        http(
-            port,
-            "POST",
-            "/alerts",
-            Some(TOKEN),
-            raise_body("slow", "x").as_bytes(),
-        )
-    });
+    let slow = raise_in_background(&s, "slow");
     std::thread::sleep(Duration::from_millis(300));
     let mut worst = Duration::ZERO;
     for _ in 0..40 {
@@ -642,18 +621,8 @@ fn a_slow_engine_never_holds_up_health_metrics_or_other_alerts() {
 
 #[test]
 fn sigterm_during_a_render_exits_within_10_s_with_the_alert_raised() {
-    let pbx = Pbx::new(&engine(&["sh", "-c", "exec sleep 60", "{wav}"], 60));
-    let mut s = pbx.serve();
-    let port = s.port;
-    let slow = std::thread::spawn(move || {
-        http(
-            port,
-            "POST",
-            "/alerts",
-            Some(TOKEN),
-            raise_body("term", "x").as_bytes(),
-        )
-    });
+    let (pbx, mut s) = slow_engine();
+    let slow = raise_in_background(&s, "term");
     std::thread::sleep(Duration::from_millis(700));
     let pid = rustix::process::Pid::from_child(&s.child);
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
