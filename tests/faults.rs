@@ -264,6 +264,30 @@ fn the_receiver_settles_an_unpublished_plan_on_its_own_and_health_says_so_after_
     wait_for("healthy again", Duration::from_secs(3), || {
         s.req("GET", "/healthz", false, b"").0 == 200
     });
+    // published over 30 s late: the plan moved to now, escalation kept
+    // (ivan now, petr 120 s after him), not everyone at once
+    let mtime = |f: &str| {
+        fs::metadata(pbx.path(&format!("spool/outgoing/{f}")))
+            .unwrap()
+            .modified()
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
+    let files = pbx.outgoing_of("lost");
+    let first = files.iter().find(|f| f.contains("-r0-s0-")).unwrap();
+    let second = files.iter().find(|f| f.contains("-r0-s1-")).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!((now - mtime(first)).abs() <= 10, "first call at {} now {now}", mtime(first));
+    assert_eq!(mtime(second) - mtime(first), 120);
+    let shown = pbx.show("lost");
+    let at0 = shown["calls"][0]["at"].as_str().unwrap().to_string();
+    let raised = shown["raised_at"].as_str().unwrap().to_string();
+    assert!(at0 > raised, "the stored plan moved too: {at0} after {raised}");
     assert!(s.log().contains("settled what the spool owed 1 alert(s)"));
 }
 

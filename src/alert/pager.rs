@@ -372,6 +372,18 @@ pub fn check_raise(cfg: &AlertsConfig, r: &RaiseRequest) -> Result<String, Pager
         })
 }
 
+/// How late the earliest of `ats` (the planned times of calls about to be
+/// published) is at `now`, when it is [`OWED_LATE_SECS`] or more; else 0.
+/// A publish that comes that late (the spool was unusable) moves its calls
+/// by it, so the chain still escalates step by step from now instead of
+/// ringing everyone at once.
+pub fn late_by(ats: &[i64], now: i64) -> i64 {
+    match ats.iter().min() {
+        Some(first) if now - first >= OWED_LATE_SECS => now - first,
+        _ => 0,
+    }
+}
+
 /// Unix seconds as a `SystemTime`.
 pub fn at_time(secs: i64) -> std::time::SystemTime {
     if secs >= 0 {
@@ -543,10 +555,13 @@ impl Pager {
         let owed = self.read(|s| s.owed(id))?;
         let mut first: Option<PagerError> = None;
         let mut published = Vec::new();
+        let ats: Vec<i64> = owed.publish.iter().map(|c| c.at).collect();
+        let shift = late_by(&ats, unix_now());
         for c in &owed.publish {
             let cf = self.cfg.call_file(&c.number, id, c.episode, c.id);
-            match self.spool.publish_call(&c.file, &cf, at_time(c.at)) {
-                Ok(_) | Err(PublishError::AlreadyPending(_)) => published.push(c.id),
+            let at = c.at + shift;
+            match self.spool.publish_call(&c.file, &cf, at_time(at)) {
+                Ok(_) | Err(PublishError::AlreadyPending(_)) => published.push((c.id, at)),
                 Err(e) => {
                     first.get_or_insert(spool_err(id, format!("cannot publish {}", c.file), e));
                 }
@@ -863,6 +878,18 @@ mod tests {
         );
         let p = owed_problem(&owing, 1100).unwrap();
         assert!(p.starts_with("2 alert(s)"), "{p}");
+    }
+
+    #[test]
+    fn a_late_publish_moves_the_plan_to_now() {
+        // published at once: as planned
+        assert_eq!(late_by(&[1000, 1120, 1420], 1000), 0);
+        assert_eq!(late_by(&[1000, 1120, 1420], 1029), 0);
+        // 10 minutes late: every call moved by 10 minutes, order kept
+        assert_eq!(late_by(&[1000, 1120, 1420], 1600), 600);
+        // only the later steps are owed, and they are not due yet
+        assert_eq!(late_by(&[1120, 1420], 1100), 0);
+        assert_eq!(late_by(&[], 5000), 0);
     }
 
     #[test]

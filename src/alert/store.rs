@@ -550,12 +550,18 @@ impl Store {
     }
 
     /// Records, in one transaction, the calls whose files are now in
-    /// `outgoing/` and those whose files are gone from it.
-    pub fn mark_settled(&mut self, published: &[i64], removed: &[i64]) -> Result<(), StoreError> {
+    /// `outgoing/` (with the time each was published for) and those whose
+    /// files are gone from it.
+    pub fn mark_settled(
+        &mut self,
+        published: &[(i64, i64)],
+        removed: &[i64],
+    ) -> Result<(), StoreError> {
         self.in_tx("record what the spool holds", |tx| {
-            let mut p = tx.prepare_cached("UPDATE calls SET published = 1 WHERE id = ?1")?;
-            for id in published {
-                p.execute([id])?;
+            let mut p =
+                tx.prepare_cached("UPDATE calls SET published = 1, at = ?2 WHERE id = ?1")?;
+            for (id, at) in published {
+                p.execute([id, at])?;
             }
             let mut r = tx.prepare_cached("UPDATE calls SET removal_owed = 0 WHERE id = ?1")?;
             for id in removed {
