@@ -282,12 +282,19 @@ fn the_receiver_settles_an_unpublished_plan_on_its_own_and_health_says_so_after_
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    assert!((now - mtime(first)).abs() <= 10, "first call at {} now {now}", mtime(first));
+    assert!(
+        (now - mtime(first)).abs() <= 10,
+        "first call at {} now {now}",
+        mtime(first)
+    );
     assert_eq!(mtime(second) - mtime(first), 120);
     let shown = pbx.show("lost");
     let at0 = shown["calls"][0]["at"].as_str().unwrap().to_string();
     let raised = shown["raised_at"].as_str().unwrap().to_string();
-    assert!(at0 > raised, "the stored plan moved too: {at0} after {raised}");
+    assert!(
+        at0 > raised,
+        "the stored plan moved too: {at0} after {raised}"
+    );
     assert!(s.log().contains("settled what the spool owed 1 alert(s)"));
 }
 
