@@ -10,3 +10,21 @@ pub struct ConfigError {
     pub path: PathBuf,
     pub message: String,
 }
+
+/// Input refused by name: the field at fault (as the sender spells it,
+/// `id`, `groupKey`, `labels`) and why. Nothing was written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct Invalid {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn new(field: &'static str, message: impl Into<String>) -> Invalid {
+        Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+}

@@ -35,6 +35,7 @@ use super::store::{
 };
 use super::{fit_labels, plan, valid_id, AlertState, Outcome, MAX_LABEL, MAX_LABELS, MAX_TEXT};
 use crate::callfile::{PublishError, Spool, SpoolError};
+use crate::error::Invalid;
 use crate::speech::{self, Phrase};
 
 pub use crate::callfile::spool::STALE_STAGING;
@@ -54,10 +55,9 @@ const RENDERS: usize = 2;
 /// Why an operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PagerError {
-    /// Bad input (id, text, labels, an unknown chain): nothing written. The
-    /// message starts with the field at fault and a colon.
-    #[error("{0}")]
-    Invalid(String),
+    /// Bad input (id, text, labels, an unknown chain): nothing written.
+    #[error(transparent)]
+    Invalid(Invalid),
     /// No chain given and no route matches: nothing written.
     #[error("{0}")]
     NoRoute(String),
@@ -325,33 +325,40 @@ pub struct Pager {
 
 /// Checks a raise's input; the error names the field.
 pub fn check_request(r: &RaiseRequest) -> Result<(), PagerError> {
+    let bad = |field, message: String| Err(PagerError::Invalid(Invalid::new(field, message)));
     if !valid_id(&r.id) {
-        return Err(PagerError::Invalid(format!(
-            "id {:?}: use 1-64 ASCII letters, digits, '-', '_', '.'",
-            crate::escape_bytes(r.id.as_bytes())
-        )));
+        return bad(
+            "id",
+            format!(
+                "{:?}: use 1-64 ASCII letters, digits, '-', '_', '.'",
+                crate::escape_bytes(r.id.as_bytes())
+            ),
+        );
     }
     if r.text.trim().is_empty() {
-        return Err(PagerError::Invalid("text: empty".into()));
+        return bad("text", "empty".into());
     }
     if r.text.len() > MAX_TEXT {
-        return Err(PagerError::Invalid(format!(
-            "text: {} bytes, at most {MAX_TEXT}",
-            r.text.len()
-        )));
+        return bad(
+            "text",
+            format!("{} bytes, at most {MAX_TEXT}", r.text.len()),
+        );
     }
     if r.labels.len() > MAX_LABELS {
-        return Err(PagerError::Invalid(format!(
-            "labels: {} of them, at most {MAX_LABELS}",
-            r.labels.len()
-        )));
+        return bad(
+            "labels",
+            format!("{} of them, at most {MAX_LABELS}", r.labels.len()),
+        );
     }
     for (k, v) in &r.labels {
         if k.is_empty() || k.len() > MAX_LABEL || v.len() > MAX_LABEL {
-            return Err(PagerError::Invalid(format!(
-                "labels: {:?}: a key of 1-{MAX_LABEL} bytes and a value of at most {MAX_LABEL}",
-                crate::escape_bytes(&k.as_bytes()[..k.len().min(40)])
-            )));
+            return bad(
+                "labels",
+                format!(
+                    "{:?}: a key of 1-{MAX_LABEL} bytes and a value of at most {MAX_LABEL}",
+                    crate::escape_bytes(&k.as_bytes()[..k.len().min(40)])
+                ),
+            );
         }
     }
     Ok(())
@@ -365,7 +372,7 @@ pub fn check_raise(cfg: &AlertsConfig, r: &RaiseRequest) -> Result<String, Pager
     cfg.choose_chain(r.chain.as_deref(), &r.labels)
         .map_err(|e| {
             if r.chain.is_some() {
-                PagerError::Invalid(format!("chain: {e}"))
+                PagerError::Invalid(Invalid::new("chain", e))
             } else {
                 PagerError::NoRoute(e)
             }
@@ -659,7 +666,7 @@ impl Pager {
             } else {
                 match self.renders.enter(deadline) {
                     Some(_pass) => speech::render(sp, dir, &voice, &msg, limit),
-                    None => Err("no render slot free within the request's budget".into()),
+                    None => Err(speech::SpeechError::NoSlot),
                 }
             };
             match r {
@@ -667,7 +674,7 @@ impl Pager {
                     sounds.insert(lang.clone(), p.to_string_lossy().into_owned());
                 }
                 Err(e) => {
-                    error.get_or_insert(format!("speech ({lang}): {e}"));
+                    error.get_or_insert(format!("speech ({lang}): {}", crate::error_chain(&e)));
                     continue;
                 }
             }

@@ -51,7 +51,7 @@ pub fn decide_and_queue(
     }
     let _lock = match state.lock(LOCK_WAIT) {
         Ok(l) => l,
-        Err(e) => return Decision::error(Some(&number), e),
+        Err(e) => return Decision::error(Some(&number), e.to_string()),
     };
     let now = now();
     let mut facts = Facts {
@@ -66,7 +66,7 @@ pub fn decide_and_queue(
     if cfg.cooldown_seconds > 0 {
         facts.last_queued = match state.last_queued(&number, now) {
             Ok(t) => t,
-            Err(e) => return Decision::error(Some(&number), e),
+            Err(e) => return Decision::error(Some(&number), e.to_string()),
         };
     }
     let mut decision = decide(&number, &facts, cfg, now);

@@ -11,6 +11,17 @@ use std::time::{Duration, SystemTime};
 
 use crate::fsio;
 
+/// A state file that could not be used: which, what was being done, and
+/// the I/O error.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} {}: {source}", .path.display())]
+pub struct StateError {
+    pub what: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
 /// The state directory of the callbacks on one spool.
 #[derive(Debug, Clone)]
 pub struct State {
@@ -37,12 +48,16 @@ impl State {
 
     /// Takes the spool's callback lock, creating the directory if needed;
     /// an error (naming the file) when it cannot be had within `timeout`.
-    pub fn lock(&self, timeout: Duration) -> Result<Lock, String> {
+    pub fn lock(&self, timeout: Duration) -> Result<Lock, StateError> {
         let path = self.dir.join("lock");
         fs::create_dir_all(&self.dir)
             .and_then(|()| fsio::lock(&path, timeout))
             .map(|file| Lock { _file: file })
-            .map_err(|e| format!("cannot lock {}: {e}", path.display()))
+            .map_err(|source| StateError {
+                what: "cannot lock",
+                path,
+                source,
+            })
     }
 
     fn stamp(&self, number: &str) -> PathBuf {
@@ -54,16 +69,23 @@ impl State {
     /// `now` (so the number waits one cool-down, not the clock's error).
     /// A stamp that is not a regular file (a planted symlink or FIFO) is an
     /// error; it is never followed, truncated or waited on.
-    pub fn last_queued(&self, number: &str, now: SystemTime) -> Result<Option<SystemTime>, String> {
+    pub fn last_queued(
+        &self,
+        number: &str,
+        now: SystemTime,
+    ) -> Result<Option<SystemTime>, StateError> {
         let path = self.stamp(number);
+        let stamp_err = |source| StateError {
+            what: "cool-down stamp",
+            path: path.clone(),
+            source,
+        };
         let (f, meta) = match fsio::open_regular(&path, false) {
             Ok(x) => x,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("cool-down stamp {}: {e}", path.display())),
+            Err(e) => return Err(stamp_err(e)),
         };
-        let at = meta
-            .modified()
-            .map_err(|e| format!("cool-down stamp {}: {e}", path.display()))?;
+        let at = meta.modified().map_err(stamp_err)?;
         if at > now {
             // Best effort: if it cannot be moved back, this call still
             // counts it as `now`.
@@ -74,12 +96,16 @@ impl State {
     }
 
     /// Records that a callback for `number` was queued at `now`.
-    pub fn record_queued(&self, number: &str, now: SystemTime) -> Result<(), String> {
+    pub fn record_queued(&self, number: &str, now: SystemTime) -> Result<(), StateError> {
         let path = self.stamp(number);
         fs::create_dir_all(&self.dir)
             .and_then(|()| fsio::open_write(&path, fsio::PRIVATE))
             .and_then(|f| f.set_modified(now))
-            .map_err(|e| format!("cool-down stamp {}: {e}", path.display()))
+            .map_err(|source| StateError {
+                what: "cool-down stamp",
+                path,
+                source,
+            })
     }
 }
 
@@ -109,9 +135,9 @@ mod tests {
         fs::write(&victim, "precious").unwrap();
         std::os::unix::fs::symlink(&victim, s.dir().join("1")).unwrap();
         let now = SystemTime::now();
-        let e = s.last_queued("1", now).unwrap_err();
+        let e = s.last_queued("1", now).unwrap_err().to_string();
         assert!(e.contains("symbolic link"), "{e}");
-        let e = s.record_queued("1", now).unwrap_err();
+        let e = s.record_queued("1", now).unwrap_err().to_string();
         assert!(e.contains("symbolic link"), "{e}");
         assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
         rustix::fs::mkfifoat(
@@ -120,9 +146,9 @@ mod tests {
             rustix::fs::Mode::from_raw_mode(0o600),
         )
         .unwrap();
-        let e = s.last_queued("2", now).unwrap_err();
+        let e = s.last_queued("2", now).unwrap_err().to_string();
         assert!(e.contains("FIFO"), "{e}");
-        let e = s.record_queued("2", now).unwrap_err();
+        let e = s.record_queued("2", now).unwrap_err().to_string();
         assert!(e.contains("FIFO"), "{e}");
     }
 }

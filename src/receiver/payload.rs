@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::alert::pager::RaiseRequest;
 use crate::alert::{cut, valid_id};
+use crate::error::Invalid;
 
 /// Text of several alerts is cut to about this many bytes: some 20 seconds
 /// of speech.
@@ -140,9 +141,9 @@ pub fn group_text(alerts: &[AmAlert], fallback: &str) -> String {
 }
 
 /// An Alertmanager or Grafana group: raise (firing) or resolve.
-pub fn from_group(prefix: &str, p: &AmPayload) -> Result<Action, String> {
+pub fn from_group(prefix: &str, p: &AmPayload) -> Result<Action, Invalid> {
     if p.group_key.is_empty() {
-        return Err("groupKey: empty".into());
+        return Err(Invalid::new("groupKey", "empty"));
     }
     let id = group_id(prefix, &p.receiver, &p.group_key);
     match p.status.as_str() {
@@ -162,19 +163,25 @@ pub fn from_group(prefix: &str, p: &AmPayload) -> Result<Action, String> {
             )))
         }
         "resolved" => Ok(Action::Resolve { id }),
-        other => Err(format!(
-            "status: {:?} is neither firing nor resolved",
-            crate::escape_bytes(cut(other, 40).as_bytes())
+        other => Err(Invalid::new(
+            "status",
+            format!(
+                "{:?} is neither firing nor resolved",
+                crate::escape_bytes(cut(other, 40).as_bytes())
+            ),
         )),
     }
 }
 
 /// The generic payload.
-pub fn from_generic(g: &Generic) -> Result<Action, String> {
+pub fn from_generic(g: &Generic) -> Result<Action, Invalid> {
     if !valid_id(&g.id) {
-        return Err(format!(
-            "id: {:?} is not 1-64 ASCII letters, digits, '-', '_', '.'",
-            crate::escape_bytes(cut(&g.id, 80).as_bytes())
+        return Err(Invalid::new(
+            "id",
+            format!(
+                "{:?} is not 1-64 ASCII letters, digits, '-', '_', '.'",
+                crate::escape_bytes(cut(&g.id, 80).as_bytes())
+            ),
         ));
     }
     match g.status.as_deref().unwrap_or("firing") {
@@ -183,7 +190,7 @@ pub fn from_generic(g: &Generic) -> Result<Action, String> {
                 .text
                 .clone()
                 .filter(|t| !t.trim().is_empty())
-                .ok_or("text: missing or empty")?;
+                .ok_or_else(|| Invalid::new("text", "missing or empty"))?;
             Ok(Action::Raise(RaiseRequest::fitted(
                 g.id.clone(),
                 &text,
@@ -192,9 +199,12 @@ pub fn from_generic(g: &Generic) -> Result<Action, String> {
             )))
         }
         "resolved" => Ok(Action::Resolve { id: g.id.clone() }),
-        other => Err(format!(
-            "status: {:?} is neither firing nor resolved",
-            crate::escape_bytes(cut(other, 40).as_bytes())
+        other => Err(Invalid::new(
+            "status",
+            format!(
+                "{:?} is neither firing nor resolved",
+                crate::escape_bytes(cut(other, 40).as_bytes())
+            ),
         )),
     }
 }
@@ -290,13 +300,13 @@ mod tests {
                 .unwrap();
         assert!(matches!(from_generic(&g).unwrap(), Action::Raise(_)));
         let g: Generic = serde_json::from_str(r#"{"id": "../etc/passwd", "text": "x"}"#).unwrap();
-        assert!(from_generic(&g).unwrap_err().starts_with("id:"));
+        assert!(from_generic(&g).unwrap_err().field == "id");
         let g: Generic = serde_json::from_str(r#"{"id": "a", "status": "resolved"}"#).unwrap();
         assert_eq!(
             from_generic(&g).unwrap(),
             Action::Resolve { id: "a".into() }
         );
         let g: Generic = serde_json::from_str(r#"{"id": "a"}"#).unwrap();
-        assert!(from_generic(&g).unwrap_err().starts_with("text:"));
+        assert!(from_generic(&g).unwrap_err().field == "text");
     }
 }

@@ -32,6 +32,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use super::payload::{self, Action, AmPayload, Generic};
 use crate::alert::pager::{unix_now, Pager, PagerError, Report};
 use crate::alert::store::Counts;
+use crate::error::Invalid;
 use crate::{error_chain, escape_bytes};
 
 /// Largest request body.
@@ -94,11 +95,9 @@ impl Reply {
             log: LogInfo { id, outcome },
         }
     }
-    /// A 400 for a payload refused by name: our messages start with the
-    /// field at fault and a colon (`id: ...`, `status: ...`).
-    fn invalid(msg: String) -> Reply {
-        let field = msg.split(':').next().map(|f| f.trim().to_string());
-        Reply::error(StatusCode::BAD_REQUEST, msg, field)
+    /// A 400 for input refused by name.
+    fn invalid(e: &Invalid) -> Reply {
+        Reply::error(StatusCode::BAD_REQUEST, e.to_string(), Some(e.field.into()))
     }
     fn error(status: StatusCode, msg: impl Into<String>, field: Option<String>) -> Reply {
         let msg = msg.into();
@@ -211,7 +210,7 @@ async fn with_pager<T: Send + 'static>(
 /// The one mapping of pager errors to statuses.
 fn pager_error(e: PagerError, id: Option<String>) -> Reply {
     let mut r = match &e {
-        PagerError::Invalid(m) => Reply::invalid(m.clone()),
+        PagerError::Invalid(i) => Reply::invalid(i),
         PagerError::NoRoute(_) => {
             Reply::error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string(), None)
         }
@@ -283,7 +282,7 @@ async fn group(app: &Shared, prefix: &str, body: Body) -> Reply {
     }
     match payload::from_group(prefix, &p) {
         Ok(a) => act(app, a, started).await,
-        Err(e) => Reply::invalid(e),
+        Err(e) => Reply::invalid(&e),
     }
 }
 
@@ -299,7 +298,7 @@ async fn generic(State(app): State<Shared>, body: Body) -> Reply {
     };
     match payload::from_generic(&g) {
         Ok(a) => act(&app, a, started).await,
-        Err(e) => Reply::invalid(e),
+        Err(e) => Reply::invalid(&e),
     }
 }
 

@@ -82,6 +82,57 @@ pub const RATES: std::ops::RangeInclusive<u32> = 4000..=192_000;
 pub const MAX_CHANNELS: u16 = 8;
 pub const MAX_SECONDS: u64 = 180;
 
+/// Why a render failed (the alert is raised all the same: its calls play
+/// the fallback prompt, and `show` says why).
+#[derive(Debug, thiserror::Error)]
+pub enum SpeechError {
+    #[error("speech engine is \"none\"")]
+    Disabled,
+    #[error("speech.command is empty")]
+    NoCommand,
+    #[error("stopping: not rendered")]
+    Stopping,
+    /// Every render slot stayed busy until the caller's deadline.
+    #[error("no render slot free within the request's budget")]
+    NoSlot,
+    #[error("cannot create {}", .dir.display())]
+    Dir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot run {prog}")]
+    Spawn {
+        prog: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("waiting for {prog}")]
+    Wait {
+        prog: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The deadline (its timeout, the caller's budget) or a stop.
+    #[error("{prog} {why}; killed")]
+    Killed { prog: String, why: String },
+    #[error("{prog} failed ({status}): {stderr}")]
+    Failed {
+        prog: String,
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+    /// What the engine wrote cannot be used.
+    #[error("engine output {}: {what}", .path.display())]
+    Output { path: PathBuf, what: String },
+    #[error("resampler: {0}")]
+    Resampler(String),
+    #[error("cannot write {}: {what}", .path.display())]
+    Write { path: PathBuf, what: String },
+    #[error("cannot rename into place")]
+    Rename(#[source] std::io::Error),
+}
+
 /// When a render must give up besides the engine's own timeout: the
 /// caller's deadline (a request's budget) and a stop flag (shutdown).
 #[derive(Debug, Clone, Copy, Default)]
@@ -186,15 +237,18 @@ pub fn render(
     voice: &str,
     text: &str,
     limit: Limit,
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, SpeechError> {
     if cfg.engine == "none" {
-        return Err("speech engine is \"none\"".into());
+        return Err(SpeechError::Disabled);
     }
     let path = cache_path(cfg, dir, voice, text);
     if path.is_file() {
         return Ok(path);
     }
-    fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    fs::create_dir_all(dir).map_err(|source| SpeechError::Dir {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
     // Unique per process and render: threads of one process render at once.
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let tag = format!(
@@ -206,9 +260,8 @@ pub fn render(
     let tmp_out = dir.join(format!(".out-{tag}.wav"));
     let result = run_engine(cfg, voice, text, &tmp_raw, limit).and_then(|()| {
         let (samples, rate) = read_mono(&tmp_raw)?;
-        write_8k(&samples, rate, &tmp_out).and_then(|()| {
-            fs::rename(&tmp_out, &path).map_err(|e| format!("cannot rename into place: {e}"))
-        })
+        write_8k(&samples, rate, &tmp_out)
+            .and_then(|()| fs::rename(&tmp_out, &path).map_err(SpeechError::Rename))
     });
     let _ = fs::remove_file(&tmp_raw);
     let _ = fs::remove_file(&tmp_out);
@@ -230,7 +283,7 @@ fn run_engine(
     text: &str,
     wav: &Path,
     limit: Limit,
-) -> Result<(), String> {
+) -> Result<(), SpeechError> {
     let wav_s = wav.to_string_lossy();
     let argv: Vec<String> = if cfg.engine == "command" {
         cfg.command
@@ -248,7 +301,7 @@ fn run_engine(
         ]
     };
     let Some((prog, args)) = argv.split_first() else {
-        return Err("speech.command is empty".into());
+        return Err(SpeechError::NoCommand);
     };
     let timeout = Duration::from_secs(cfg.timeout_seconds);
     let mut deadline = Instant::now() + timeout;
@@ -258,7 +311,7 @@ fn run_engine(
         why = "ran past the request's budget".into();
     }
     if limit.stopped() {
-        return Err("stopping: not rendered".into());
+        return Err(SpeechError::Stopping);
     }
     use std::os::unix::process::CommandExt;
     let mut child = Command::new(prog)
@@ -268,7 +321,10 @@ fn run_engine(
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot run {prog}: {e}"))?;
+        .map_err(|source| SpeechError::Spawn {
+            prog: prog.clone(),
+            source,
+        })?;
     // The text on stdin and the first 500 bytes of stderr, each from a
     // thread: an engine that reads nothing or keeps writing never blocks us
     // past the deadline (its children may hold the pipes open: the group is
@@ -298,12 +354,18 @@ fn run_engine(
                 if limit.stopped() {
                     why = "stopped (shutting down)".into();
                 }
-                return Err(format!("{prog} {why}; killed"));
+                return Err(SpeechError::Killed {
+                    prog: prog.clone(),
+                    why,
+                });
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => {
+            Err(source) => {
                 kill_group(&child);
-                return Err(format!("waiting for {prog}: {e}"));
+                return Err(SpeechError::Wait {
+                    prog: prog.clone(),
+                    source,
+                });
             }
         }
     };
@@ -314,10 +376,11 @@ fn run_engine(
             .saturating_duration_since(Instant::now())
             .min(Duration::from_millis(200));
         let err = err_rx.recv_timeout(left).unwrap_or_default();
-        return Err(format!(
-            "{prog} failed ({status}): {}",
-            crate::escape_bytes(String::from_utf8_lossy(&err).trim().as_bytes())
-        ));
+        return Err(SpeechError::Failed {
+            prog: prog.clone(),
+            status,
+            stderr: crate::escape_bytes(String::from_utf8_lossy(&err).trim().as_bytes()),
+        });
     }
     Ok(())
 }
@@ -362,8 +425,11 @@ pub fn check_spec(spec: &hound::WavSpec, samples: u64, file_len: u64) -> Result<
 
 /// Reads a wav (any accepted rate, 8-32-bit or float, up to 8 channels)
 /// as mono samples in -1..1, with its rate.
-pub fn read_mono(path: &Path) -> Result<(Vec<f64>, u32), String> {
-    let bad = |e: &dyn std::fmt::Display| format!("engine output {}: {e}", path.display());
+pub fn read_mono(path: &Path) -> Result<(Vec<f64>, u32), SpeechError> {
+    let bad = |e: &dyn std::fmt::Display| SpeechError::Output {
+        path: path.to_path_buf(),
+        what: e.to_string(),
+    };
     let (f, meta) = crate::fsio::open_regular(path, false).map_err(|e| bad(&e))?;
     if meta.len() > MAX_WAV {
         return Err(bad(&format!("larger than {} MiB", MAX_WAV >> 20)));
@@ -395,30 +461,30 @@ pub fn read_mono(path: &Path) -> Result<(Vec<f64>, u32), String> {
 
 /// Resamples `samples` from `rate` to 8000 Hz (band-limited: rubato's FFT
 /// resampler, which low-passes below the new Nyquist frequency).
-pub fn resample_8k(samples: &[f64], rate: u32) -> Result<Vec<f64>, String> {
+pub fn resample_8k(samples: &[f64], rate: u32) -> Result<Vec<f64>, SpeechError> {
     use rubato::audioadapter_buffers::direct::InterleavedSlice;
     use rubato::{Fft, FixedSync, Resampler};
     if rate == RATE || samples.is_empty() {
         return Ok(samples.to_vec());
     }
     let mut r = Fft::<f64>::new(rate as usize, RATE as usize, 1024, 1, FixedSync::Input)
-        .map_err(|e| format!("resampler: {e}"))?;
+        .map_err(|e| SpeechError::Resampler(e.to_string()))?;
     let out_len = r.process_all_needed_output_len(samples.len());
     let mut out = vec![0.0; out_len];
-    let input =
-        InterleavedSlice::new(samples, 1, samples.len()).map_err(|e| format!("resampler: {e}"))?;
-    let mut output =
-        InterleavedSlice::new_mut(&mut out, 1, out_len).map_err(|e| format!("resampler: {e}"))?;
+    let input = InterleavedSlice::new(samples, 1, samples.len())
+        .map_err(|e| SpeechError::Resampler(e.to_string()))?;
+    let mut output = InterleavedSlice::new_mut(&mut out, 1, out_len)
+        .map_err(|e| SpeechError::Resampler(e.to_string()))?;
     let (_, n) = r
         .process_all_into_buffer(&input, &mut output, samples.len(), None)
-        .map_err(|e| format!("resampler: {e}"))?;
+        .map_err(|e| SpeechError::Resampler(e.to_string()))?;
     out.truncate(n);
     Ok(out)
 }
 
 /// Writes `samples` (at `rate`) as an 8 kHz mono 16-bit wav at `path`,
 /// synced.
-pub fn write_8k(samples: &[f64], rate: u32, path: &Path) -> Result<(), String> {
+pub fn write_8k(samples: &[f64], rate: u32, path: &Path) -> Result<(), SpeechError> {
     let out = resample_8k(samples, rate)?;
     let spec = hound::WavSpec {
         channels: 1,
@@ -426,7 +492,10 @@ pub fn write_8k(samples: &[f64], rate: u32, path: &Path) -> Result<(), String> {
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
-    let bad = |e: &dyn std::fmt::Display| format!("cannot write {}: {e}", path.display());
+    let bad = |e: &dyn std::fmt::Display| SpeechError::Write {
+        path: path.to_path_buf(),
+        what: e.to_string(),
+    };
     let mut w = hound::WavWriter::create(path, spec).map_err(|e| bad(&e))?;
     for s in out {
         let v = (s.clamp(-1.0, 1.0) * 32767.0).round() as i16;
@@ -506,7 +575,7 @@ mod tests {
         b.extend_from_slice(&0xffff_fff0u32.to_le_bytes());
         b.extend_from_slice(&[0; 64]);
         fs::write(&p, &b).unwrap();
-        let e = read_mono(&p).unwrap_err();
+        let e = read_mono(&p).unwrap_err().to_string();
         assert!(e.contains("sample rate 1 Hz"), "{e}");
     }
 
