@@ -9,6 +9,7 @@ pub mod callfile;
 pub mod error;
 pub mod fsio;
 pub mod logging;
+pub mod oncall;
 pub mod paths;
 pub mod receiver;
 pub mod schedule;
