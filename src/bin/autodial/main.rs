@@ -293,7 +293,7 @@ fn main() -> ExitCode {
         }
         // Staging files of ours that a killed run left behind (the callback
         // and the pager do the same).
-        spool.clean_stale_staging(agi_callback::alert::pager::STALE_STAGING);
+        spool.clean_stale_staging(agi_callback::callfile::spool::STALE_STAGING);
     }
     let code = match cli.command {
         Cmd::Call(args) => call(&spool, *args),
