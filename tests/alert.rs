@@ -4,7 +4,6 @@
 
 mod common;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -14,15 +13,6 @@ use agi_callback::alert::store::{PhoneAck, Store};
 use serde_json::Value;
 
 const AUTODIAL: &str = env!("CARGO_BIN_EXE_autodial");
-const ALERT: &str = env!("CARGO_BIN_EXE_alert");
-
-fn fixture(name: &str) -> Vec<u8> {
-    fs::read(format!(
-        "{}/fixtures/asterisk-22.10/alert-flow/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
 
 struct Pbx {
     dir: tempfile::TempDir,
@@ -81,32 +71,13 @@ impl Pbx {
     /// Runs the AGI on the captured env block of `capture` with the given
     /// AGI arguments and replies.
     fn agi(&self, capture: &str, args: &[&str], replies: &str) -> (Output, String) {
-        let env = String::from_utf8(fixture(&format!("{capture}.env.txt"))).unwrap();
-        // the captured block with this run's arguments in place of its own
-        let mut block: String = env
-            .lines()
-            .filter(|l| !l.starts_with("agi_arg_") && !l.is_empty())
-            .map(|l| format!("{l}\n"))
-            .collect();
-        for (i, a) in args.iter().enumerate() {
-            block.push_str(&format!("agi_arg_{}: {a}\n", i + 1));
-        }
-        block.push('\n');
-        let mut child = Command::new(ALERT)
-            .env("AUTODIAL_ALERTS", self.path("alerts.json"))
-            .env("AST_LOG_DIR", self.dir.path())
-            .env("AST_AGI_DIR", "/usr/share/asterisk/agi-bin")
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let _ = stdin.write_all(block.as_bytes());
-        let _ = stdin.write_all(replies.as_bytes());
-        drop(stdin);
-        let out = child.wait_with_output().unwrap();
+        let out = common::alert_agi(
+            &self.path("alerts.json"),
+            self.dir.path(),
+            capture,
+            args,
+            replies,
+        );
         let said = String::from_utf8_lossy(&out.stdout).into_owned();
         (out, said)
     }

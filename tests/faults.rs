@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 const AUTODIAL: &str = env!("CARGO_BIN_EXE_autodial");
-const ALERT: &str = env!("CARGO_BIN_EXE_alert");
 const TOKEN: &str = "t0ken";
 
 /// A spool, a state directory and a config; `speech` is the speech
@@ -886,15 +885,11 @@ fn metrics_pass_promtool_and_prometheus_own_parser_and_counters_never_go_down() 
     assert_eq!(metric("autodial_alerts_acknowledged_total"), 1.0);
     let (_, text) = s.req("GET", "/metrics", true, b"");
     // promtool (Debian's prometheus package) is the judge
-    let mut p = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (apt-get install prometheus; .ci/run installs it)");
-    p.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let o = p.wait_with_output().unwrap();
+    let o = common::pipe(
+        Command::new("promtool").args(["check", "metrics"]),
+        text.as_bytes(),
+    )
+    .expect("promtool (apt-get install prometheus; .ci/run installs it)");
     assert!(
         o.status.success(),
         "promtool: {}{}\n{text}",
@@ -910,15 +905,11 @@ bad = [f.name for f in fams if f.type == "unknown" or not f.samples]
 print(len(fams), bad)
 sys.exit(1 if bad else 0)
 "#;
-    let mut p = Command::new("/usr/bin/python3")
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    p.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let o = p.wait_with_output().unwrap();
+    let o = common::pipe(
+        Command::new("/usr/bin/python3").args(["-c", script]),
+        text.as_bytes(),
+    )
+    .unwrap();
     assert!(
         o.status.success(),
         "python3-prometheus-client: {}{}\n{text}",
@@ -928,38 +919,16 @@ sys.exit(1 if bad else 0)
     assert!(String::from_utf8_lossy(&o.stdout).starts_with("9 []"));
 }
 
-/// The AGI's `failed` run for a call, with a minimal env block.
+/// The AGI's `failed` run for a call (the env block of a captured failed
+/// attempt), Asterisk answering its SET VARIABLE and VERBOSE.
 fn agi_failed(pbx: &Pbx, call: &str, reason: &str) -> Output {
-    let env = fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/asterisk-22.10/alert-flow/failed-no-answer.env.txt"
-    ))
-    .unwrap();
-    let mut block: String = env
-        .lines()
-        .filter(|l| !l.starts_with("agi_arg_") && !l.is_empty())
-        .map(|l| format!("{l}\n"))
-        .collect();
-    for (i, a) in [call, "failed", reason].iter().enumerate() {
-        block.push_str(&format!("agi_arg_{}: {a}\n", i + 1));
-    }
-    block.push('\n');
-    let mut c = Command::new(ALERT)
-        .env("AUTODIAL_ALERTS", pbx.path("alerts.json"))
-        .env("AST_LOG_DIR", pbx.dir.path())
-        .env("AST_AGI_DIR", "/usr/share/asterisk/agi-bin")
-        .args([call, "failed", reason])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut i = c.stdin.take().unwrap();
-    i.write_all(block.as_bytes()).unwrap();
-    // answers to SET VARIABLE and VERBOSE
-    i.write_all(b"200 result=1\n200 result=1\n").unwrap();
-    drop(i);
-    c.wait_with_output().unwrap()
+    common::alert_agi(
+        &pbx.path("alerts.json"),
+        pbx.dir.path(),
+        "failed-no-answer",
+        &[call, "failed", reason],
+        "200 result=1\n200 result=1\n",
+    )
 }
 
 // 13. HTTP odds.

@@ -4,6 +4,7 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 /// The file names in `dir`, sorted.
@@ -51,4 +52,62 @@ pub fn http(
         .map_or("", |(_, b)| b)
         .to_string();
     (status, body)
+}
+
+/// Runs the `alert` AGI program as Asterisk would: the env block captured
+/// from Asterisk 22.10 in `fixtures/asterisk-22.10/alert-flow/<capture>.env.txt`
+/// with `args` in place of its own arguments, then `replies` (Asterisk's
+/// answers to the commands it will send). `config` is alerts.json, the log
+/// goes to `log_dir`.
+#[allow(dead_code)]
+pub fn alert_agi(
+    config: &Path,
+    log_dir: &Path,
+    capture: &str,
+    args: &[&str],
+    replies: &str,
+) -> Output {
+    let env = fs::read_to_string(format!(
+        "{}/fixtures/asterisk-22.10/alert-flow/{capture}.env.txt",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    // the captured block with this run's arguments in place of its own
+    let mut block: String = env
+        .lines()
+        .filter(|l| !l.starts_with("agi_arg_") && !l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    for (i, a) in args.iter().enumerate() {
+        block.push_str(&format!("agi_arg_{}: {a}\n", i + 1));
+    }
+    block.push('\n');
+    let mut child = Command::new(env!("CARGO_BIN_EXE_alert"))
+        .env("AUTODIAL_ALERTS", config)
+        .env("AST_LOG_DIR", log_dir)
+        .env("AST_AGI_DIR", "/usr/share/asterisk/agi-bin")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // (the program may end before reading everything: no error then)
+    let _ = stdin.write_all(block.as_bytes());
+    let _ = stdin.write_all(replies.as_bytes());
+    drop(stdin);
+    child.wait_with_output().unwrap()
+}
+
+/// Runs `cmd` with `input` on its stdin; its output.
+#[allow(dead_code)]
+pub fn pipe(cmd: &mut Command, input: &[u8]) -> std::io::Result<Output> {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let _ = child.stdin.take().unwrap().write_all(input);
+    child.wait_with_output()
 }
