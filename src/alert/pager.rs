@@ -454,6 +454,13 @@ impl Pager {
     /// this process is (the AGI program, tests).
     pub fn open(cfg: AlertsConfig) -> Result<Pager, PagerError> {
         let store = Store::open(&cfg.state_dir)?;
+        // the ids' lock files live here (made once, not at every lock)
+        let locks = cfg.state_dir.join("locks");
+        std::fs::create_dir_all(&locks).map_err(|e| StoreError {
+            path: locks.clone(),
+            what: format!("cannot create the lock directory: {e}"),
+            source: None,
+        })?;
         let spool = Spool::new(&cfg.spool_dir);
         Ok(Pager {
             cfg,
@@ -534,10 +541,11 @@ impl Pager {
                 Some(w) => Err(busy(format!("another request held it for {w:?}"))),
             };
         };
-        let dir = self.cfg.state_dir.join("locks");
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| busy(format!("cannot create {}: {e}", dir.display())))?;
-        let path = dir.join(format!("{bucket:02}.lock"));
+        let path = self
+            .cfg
+            .state_dir
+            .join("locks")
+            .join(format!("{bucket:02}.lock"));
         let left = deadline.saturating_duration_since(Instant::now());
         match crate::fsio::lock(&path, left) {
             Ok(file) => Ok(Some(IdLock {

@@ -85,33 +85,26 @@ pub struct StoreError {
     pub source: Option<rusqlite::Error>,
 }
 
+/// A word column read back into its enum: a word this program does not
+/// know is a conversion error naming it (`what`), never a default.
+fn word<T>(v: ValueRef<'_>, what: &str, parse: fn(&str) -> Option<T>) -> FromSqlResult<T> {
+    let s = v.as_str()?;
+    parse(s).ok_or_else(|| {
+        FromSqlError::Other(
+            format!("unknown {what} {:?}", crate::escape_bytes(s.as_bytes())).into(),
+        )
+    })
+}
+
 impl FromSql for AlertState {
     fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
-        let s = v.as_str()?;
-        AlertState::parse(s).ok_or_else(|| {
-            FromSqlError::Other(
-                format!(
-                    "unknown alert state {:?}",
-                    crate::escape_bytes(s.as_bytes())
-                )
-                .into(),
-            )
-        })
+        word(v, "alert state", AlertState::parse)
     }
 }
 
 impl FromSql for Outcome {
     fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
-        let s = v.as_str()?;
-        Outcome::parse(s).ok_or_else(|| {
-            FromSqlError::Other(
-                format!(
-                    "unknown call outcome {:?}",
-                    crate::escape_bytes(s.as_bytes())
-                )
-                .into(),
-            )
-        })
+        word(v, "call outcome", Outcome::parse)
     }
 }
 
