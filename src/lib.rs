@@ -14,6 +14,7 @@ pub mod paths;
 pub mod receiver;
 pub mod schedule;
 pub mod speech;
+pub mod timefmt;
 
 /// An error and its sources, `a: b: c`, each said once (a source whose
 /// text its parent already ends with is not repeated).

@@ -223,11 +223,29 @@ proptest! {
                         prop_assert!(cfg.contacts.contains_key(c));
                     }
                 }
-                let planned = agi_callback::alert::plan(chain);
-                prop_assert_eq!(
-                    planned.len(),
-                    chain.steps.iter().map(|s| s.contacts.len()).sum::<usize>() * (chain.repeat as usize + 1)
-                );
+                for step in &chain.steps {
+                    for s in &step.schedules {
+                        prop_assert!(cfg.schedules.contains_key(s));
+                    }
+                }
+                // with nobody on call, every schedule of a step is one
+                // nobody_on_call row: never a silent step
+                let nobody = |_: &str, _: u64| agi_callback::oncall::OnCall {
+                    contacts: vec![],
+                    source: agi_callback::oncall::Source::Nobody,
+                };
+                let planned = agi_callback::alert::plan(chain, nobody);
+                let per_round: usize = chain
+                    .steps
+                    .iter()
+                    .map(|s| {
+                        let mut c = s.contacts.clone();
+                        c.sort();
+                        c.dedup();
+                        c.len() + s.schedules.len()
+                    })
+                    .sum();
+                prop_assert_eq!(planned.len(), per_round * (chain.repeat as usize + 1));
             }
             for r in &cfg.routes {
                 prop_assert!(cfg.chains.contains_key(&r.chain));

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::callfile::{Action, CallFile, CallerId};
+use crate::oncall::config::ScheduleCfg;
+use crate::oncall::Schedule;
 use crate::paths;
 
 /// Largest config read.
@@ -46,11 +48,15 @@ pub struct Contact {
     pub language: Option<String>,
 }
 
-/// One step: these contacts at once, `after_seconds` after the raise.
+/// One step: these contacts, and whoever is on call for these schedules
+/// then, at once, `after_seconds` after the raise.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
+    #[serde(default)]
     pub contacts: Vec<String>,
+    #[serde(default)]
+    pub schedules: Vec<String>,
     #[serde(default)]
     pub after_seconds: u64,
 }
@@ -90,6 +96,8 @@ struct Raw {
     #[serde(default)]
     routes: Vec<Route>,
     #[serde(default)]
+    schedules: BTreeMap<String, ScheduleCfg>,
+    #[serde(default)]
     speech: SpeechCfg,
     #[serde(default = "default_digit")]
     ack_digit: String,
@@ -112,12 +120,14 @@ fn default_fallback() -> String {
 }
 
 /// A checked `alerts.json` with every default resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AlertsConfig {
     pub call: CallCfg,
     pub contacts: BTreeMap<String, Contact>,
     pub chains: BTreeMap<String, Chain>,
     pub routes: Vec<Route>,
+    /// On-call schedules by name.
+    pub schedules: BTreeMap<String, Schedule>,
     pub speech: SpeechCfg,
     pub ack_digit: char,
     pub fallback_prompt: String,
@@ -175,6 +185,20 @@ impl AlertsConfig {
                 ));
             }
         }
+        let mut schedules = BTreeMap::new();
+        for (name, s) in &raw.schedules {
+            // a schedule's name is part of URLs (`/oncall/{name}.ics`)
+            if !crate::oncall::config::valid_name(name) || name == "contacts" || name == "overrides"
+            {
+                return Err(format!(
+                    "schedules.{name}: a schedule name is 1-32 ASCII letters, digits, '-', '_' (not contacts or overrides)"
+                ));
+            }
+            let built = s.build(&format!("schedules.{name}"), |c| {
+                raw.contacts.contains_key(c)
+            })?;
+            schedules.insert(name.clone(), built);
+        }
         for (name, chain) in &raw.chains {
             if !valid_name(name) {
                 return Err(format!(
@@ -188,8 +212,17 @@ impl AlertsConfig {
                 return Err(format!("chains.{name}.repeat: at most {MAX_REPEAT}"));
             }
             for (i, s) in chain.steps.iter().enumerate() {
-                if s.contacts.is_empty() {
-                    return Err(format!("chains.{name}.steps[{i}].contacts: empty"));
+                if s.contacts.is_empty() && s.schedules.is_empty() {
+                    return Err(format!(
+                        "chains.{name}.steps[{i}]: no contacts and no schedules"
+                    ));
+                }
+                for sc in &s.schedules {
+                    if !schedules.contains_key(sc) {
+                        return Err(format!(
+                            "chains.{name}.steps[{i}].schedules: no schedule {sc:?}"
+                        ));
+                    }
                 }
                 if s.after_seconds > 7 * 86400 {
                     return Err(format!(
@@ -266,6 +299,7 @@ impl AlertsConfig {
             contacts: raw.contacts,
             chains: raw.chains,
             routes: raw.routes,
+            schedules,
             speech: raw.speech,
             ack_digit: digit,
             fallback_prompt: raw.fallback_prompt,

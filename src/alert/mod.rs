@@ -40,28 +40,7 @@ pub const MAX_ID: usize = 64;
 /// what is spoken is bounded by the speech module).
 pub const MAX_TEXT: usize = 4096;
 
-/// Unix seconds as RFC 3339 UTC to the second, as every alert time is
-/// shown (`show`, `list`, the web receiver); `None` outside the calendar.
-pub fn rfc3339(secs: i64) -> Option<String> {
-    chrono::DateTime::<chrono::Utc>::from_timestamp(secs, 0)
-        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-}
-
-/// Serializes Unix seconds as [`rfc3339`] (null outside the calendar).
-pub fn ser_time<S: serde::Serializer>(t: &i64, s: S) -> Result<S::Ok, S::Error> {
-    match rfc3339(*t) {
-        Some(v) => s.serialize_str(&v),
-        None => s.serialize_none(),
-    }
-}
-
-/// [`ser_time`] for an optional time.
-pub fn ser_opt_time<S: serde::Serializer>(t: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
-    match t.and_then(rfc3339) {
-        Some(v) => s.serialize_str(&v),
-        None => s.serialize_none(),
-    }
-}
+pub use crate::timefmt::{rfc3339, ser_opt_time, ser_time};
 
 /// Most labels kept on an alert, and bytes kept of a label's key or value.
 pub const MAX_LABELS: usize = 64;
@@ -170,6 +149,11 @@ pub enum Outcome {
     Busy,
     Failed,
     Stale,
+    /// A schedule of the step had nobody on call then: never called.
+    NobodyOnCall,
+    /// Replaced by a call to whoever is on call now (an override, a new
+    /// config); its file removed.
+    Replanned,
 }
 
 impl Outcome {
@@ -183,6 +167,8 @@ impl Outcome {
             Outcome::Busy => "busy",
             Outcome::Failed => "failed",
             Outcome::Stale => "stale",
+            Outcome::NobodyOnCall => "nobody_on_call",
+            Outcome::Replanned => "replanned",
         }
     }
 
@@ -196,6 +182,8 @@ impl Outcome {
             "busy" => Outcome::Busy,
             "failed" => Outcome::Failed,
             "stale" => Outcome::Stale,
+            "nobody_on_call" => Outcome::NobodyOnCall,
+            "replanned" => Outcome::Replanned,
             _ => return None,
         })
     }
@@ -217,19 +205,34 @@ impl fmt::Display for Outcome {
     }
 }
 
-/// One call of the plan, `at` seconds after the raise.
+/// One call of the plan, `offset` seconds after the raise. A step's
+/// schedule that has nobody on call then is still a row of the plan, with
+/// an empty `contact` (recorded `nobody_on_call`, never silent).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Planned {
     pub contact: String,
     pub step: u32,
     pub round: u32,
     pub offset: u64,
+    /// The schedule that chose the contact (`None`: named in the step).
+    pub schedule: Option<String>,
+    /// Why the schedule chose them: `layer weekly`, `override 3`,
+    /// `fallback`, `nobody`.
+    pub why: Option<String>,
 }
 
-/// Every call of `chain`, in time order: step `i` of round `r` at
-/// `after_seconds[i] + r * (last - first + repeat_after_seconds)`, so each
-/// round starts `repeat_after_seconds` after the previous round's last step.
-pub fn plan(chain: &Chain) -> Vec<Planned> {
+impl Planned {
+    /// Nobody was on call for this row's schedule.
+    pub fn is_nobody(&self) -> bool {
+        self.contact.is_empty()
+    }
+}
+
+/// The instants of `chain`'s steps, in time order: step `i` of round `r`
+/// at `after_seconds[i] + r * (last - first + repeat_after_seconds)`, so
+/// each round starts `repeat_after_seconds` after the previous round's
+/// last step. Returns (offset, round, step).
+pub fn slots(chain: &Chain) -> Vec<(u64, u32, u32)> {
     let first = chain
         .steps
         .iter()
@@ -246,27 +249,94 @@ pub fn plan(chain: &Chain) -> Vec<Planned> {
     let mut out = Vec::new();
     for round in 0..=chain.repeat {
         for (i, step) in chain.steps.iter().enumerate() {
-            for c in &step.contacts {
-                out.push(Planned {
-                    contact: c.clone(),
-                    step: i as u32,
-                    round,
-                    offset: step.after_seconds + u64::from(round) * period,
-                });
-            }
+            out.push((
+                step.after_seconds + u64::from(round) * period,
+                round,
+                i as u32,
+            ));
         }
     }
-    out.sort_by_key(|p| (p.offset, p.round, p.step));
+    out.sort();
     out
 }
 
-/// The call file name of one planned call: unique per alert, episode,
-/// round, step and contact, and a plain file name (the id and the contact
-/// name are checked to be).
-pub fn call_file_name(id: &str, episode: u32, p: &Planned) -> String {
+/// Every call of `chain`, in time order ([`slots`]): each step as
+/// [`plan_step`] plans it for the instant it rings.
+pub fn plan(chain: &Chain, who: impl Fn(&str, u64) -> crate::oncall::OnCall) -> Vec<Planned> {
+    slots(chain)
+        .into_iter()
+        .flat_map(|(offset, round, step)| {
+            plan_step(&chain.steps[step as usize], round, step, offset, |sc| {
+                who(sc, offset)
+            })
+        })
+        .collect()
+}
+
+/// The calls of one step: its contacts, then, for each of its schedules,
+/// whoever `who(schedule)` says is on call (each person once per step); a
+/// schedule with nobody on call is a row with an empty contact.
+pub fn plan_step(
+    s: &Step,
+    round: u32,
+    step: u32,
+    offset: u64,
+    who: impl Fn(&str) -> crate::oncall::OnCall,
+) -> Vec<Planned> {
+    let mut out = Vec::new();
+    let mut seen: Vec<String> = Vec::new();
+    let row = |contact: String, schedule: Option<String>, why: Option<String>| Planned {
+        contact,
+        step,
+        round,
+        offset,
+        schedule,
+        why,
+    };
+    for c in &s.contacts {
+        if !seen.contains(c) {
+            seen.push(c.clone());
+            out.push(row(c.clone(), None, None));
+        }
+    }
+    for sc in &s.schedules {
+        let on = who(sc);
+        let why = crate::oncall::view::Why::of(&on.source).text();
+        if on.contacts.is_empty() {
+            out.push(row(String::new(), Some(sc.clone()), Some(why)));
+            continue;
+        }
+        // people this step calls already are not called twice
+        for c in on.contacts {
+            if !seen.contains(&c) {
+                seen.push(c.clone());
+                out.push(row(c, Some(sc.clone()), Some(why.clone())));
+            }
+        }
+    }
+    out
+}
+
+/// The file name of one planned call: unique per alert, episode, round,
+/// step and contact, and a plain file name (the id and the contact name
+/// are checked to be). A re-planned call gets `.v{version}` (a new name:
+/// Asterisk runs a pending file at the time it first saw it, whatever is
+/// renamed over it). A row with nobody on call gets a `.none` name that
+/// is never published.
+pub fn call_file_name(id: &str, episode: u32, p: &Planned, version: u32) -> String {
+    let who = match &p.schedule {
+        Some(sc) if p.is_nobody() => format!("@{sc}"),
+        _ => p.contact.clone(),
+    };
+    let v = if version > 0 {
+        format!(".v{version}")
+    } else {
+        String::new()
+    };
+    let ext = if p.is_nobody() { "none" } else { "call" };
     format!(
-        "alert-{id}-e{episode}-r{}-s{}-{}.call",
-        p.round, p.step, p.contact
+        "alert-{id}-e{episode}-r{}-s{}-{who}{v}.{ext}",
+        p.round, p.step
     )
 }
 
@@ -280,6 +350,7 @@ mod tests {
                 .iter()
                 .map(|(c, a)| Step {
                     contacts: c.iter().map(|s| s.to_string()).collect(),
+                    schedules: Vec::new(),
                     after_seconds: *a,
                 })
                 .collect(),
@@ -291,7 +362,7 @@ mod tests {
     #[test]
     fn steps_are_offsets_from_the_raise_and_rounds_follow_the_last_step() {
         let c = chain(&[(&["ivan"], 0), (&["petr", "anna"], 120)], 1, 300);
-        let p: Vec<_> = plan(&c)
+        let p: Vec<_> = plan(&c, |_, _| unreachable!())
             .into_iter()
             .map(|p| (p.contact, p.step, p.round, p.offset))
             .collect();
@@ -304,6 +375,52 @@ mod tests {
                 ("ivan".into(), 0, 1, 420),
                 ("petr".into(), 1, 1, 540),
                 ("anna".into(), 1, 1, 540),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_schedule_step_calls_whoever_is_on_call_at_that_steps_instant() {
+        use crate::oncall::{OnCall, Source};
+        let mut c = chain(&[(&["lead"], 0), (&[], 600)], 1, 1800);
+        c.steps[0].schedules = vec!["dba".into()];
+        c.steps[1].schedules = vec!["dba".into(), "ops".into()];
+        // dba: ivan until 10 minutes, then petr; ops: nobody, then lead
+        let who = |sc: &str, off: u64| match (sc, off) {
+            ("dba", o) if o < 600 => OnCall {
+                contacts: vec!["ivan".into()],
+                source: Source::Layer("weekly".into()),
+            },
+            ("dba", _) => OnCall {
+                contacts: vec!["petr".into()],
+                source: Source::Override(7),
+            },
+            (_, o) if o < 1000 => OnCall {
+                contacts: vec![],
+                source: Source::Nobody,
+            },
+            _ => OnCall {
+                contacts: vec!["lead".into(), "petr".into()],
+                source: Source::Fallback,
+            },
+        };
+        let p: Vec<_> = plan(&c, who)
+            .into_iter()
+            .map(|p| (p.contact, p.round, p.step, p.offset, p.schedule, p.why))
+            .collect();
+        let s = |x: &str| Some(x.to_string());
+        assert_eq!(
+            p,
+            [
+                ("lead".into(), 0, 0, 0, None, None),
+                ("ivan".into(), 0, 0, 0, s("dba"), s("layer weekly")),
+                ("petr".into(), 0, 1, 600, s("dba"), s("override 7")),
+                (String::new(), 0, 1, 600, s("ops"), s("nobody")),
+                ("lead".into(), 1, 0, 2400, None, None),
+                ("petr".into(), 1, 0, 2400, s("dba"), s("override 7")),
+                ("petr".into(), 1, 1, 3000, s("dba"), s("override 7")),
+                // petr is called by dba already in this step: only lead
+                ("lead".into(), 1, 1, 3000, s("ops"), s("fallback")),
             ]
         );
     }
@@ -337,15 +454,23 @@ mod tests {
         for bad in ["", "a/b", "../x", "a b", "é", &"x".repeat(65), "a\nb"] {
             assert!(!valid_id(bad), "{bad:?}");
         }
-        let p = Planned {
+        let mut p = Planned {
             contact: "ivan".into(),
             step: 1,
             round: 2,
             offset: 0,
+            schedule: None,
+            why: None,
         };
-        let n = call_file_name("disk-db1", 3, &p);
+        let n = call_file_name("disk-db1", 3, &p, 0);
         assert_eq!(n, "alert-disk-db1-e3-r2-s1-ivan.call");
         assert!(crate::callfile::spool::valid_name(&n));
+        let n = call_file_name("disk-db1", 3, &p, 2);
+        assert_eq!(n, "alert-disk-db1-e3-r2-s1-ivan.v2.call");
+        assert!(crate::callfile::spool::valid_name(&n));
+        p.contact.clear();
+        p.schedule = Some("dba".into());
+        assert_eq!(call_file_name("x", 1, &p, 0), "alert-x-e1-r2-s1-@dba.none");
         assert_eq!(Outcome::from_reason("3"), Outcome::NoAnswer);
         assert_eq!(Outcome::from_reason("5"), Outcome::Busy);
         for r in ["0", "1", "8", "", "x"] {

@@ -23,9 +23,9 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use super::config::AlertsConfig;
@@ -37,6 +37,9 @@ use super::{fit_labels, plan, valid_id, AlertState, Outcome, MAX_LABEL, MAX_LABE
 use crate::callfile::{PublishError, Spool, SpoolError};
 use crate::error::Invalid;
 use crate::speech::{self, Phrase};
+
+mod oncall;
+pub use oncall::{on_call, OverrideChange, ReplanReport, MAX_OVERRIDE, REPLAN_MARGIN};
 
 pub use crate::callfile::spool::STALE_STAGING;
 /// Health is bad while the spool has owed an alert something this long.
@@ -304,7 +307,11 @@ struct IdLock<'a> {
 /// Config, store connections and spool: one per process, shared by its
 /// threads (every method takes `&self`).
 pub struct Pager {
-    cfg: AlertsConfig,
+    /// The config in force (replaced whole by [`Pager::reload`]).
+    cfg: RwLock<Arc<AlertsConfig>>,
+    /// Where the database and the lock files are (fixed for the life of
+    /// the process).
+    state_dir: PathBuf,
     spool: Spool,
     /// Open connections to reuse (one is opened when none is free).
     stores: Mutex<Vec<Store>>,
@@ -463,7 +470,8 @@ impl Pager {
         })?;
         let spool = Spool::new(&cfg.spool_dir);
         Ok(Pager {
-            cfg,
+            state_dir: cfg.state_dir.clone(),
+            cfg: RwLock::new(Arc::new(cfg)),
             spool,
             stores: Mutex::new(vec![store]),
             writer: Mutex::new(()),
@@ -475,9 +483,31 @@ impl Pager {
         })
     }
 
-    /// The config it was started with.
-    pub fn config(&self) -> &AlertsConfig {
-        &self.cfg
+    /// The config in force.
+    pub fn config(&self) -> Arc<AlertsConfig> {
+        self.cfg.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Puts `cfg` in force (`autodial serve` on SIGHUP). The directories
+    /// (state, sounds, spool) cannot change while running: such a config
+    /// is refused and the old one stays.
+    pub fn reload(&self, cfg: AlertsConfig) -> Result<(), String> {
+        let old = self.config();
+        for (key, a, b) in [
+            ("state_dir", &old.state_dir, &cfg.state_dir),
+            ("sounds_dir", &old.sounds_dir, &cfg.sounds_dir),
+            ("spool_dir", &old.spool_dir, &cfg.spool_dir),
+        ] {
+            if a != b {
+                return Err(format!(
+                    "{key}: changed from {} to {}; restart the service for that",
+                    a.display(),
+                    b.display()
+                ));
+            }
+        }
+        *self.cfg.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cfg);
+        Ok(())
     }
 
     /// From now on renders in flight are killed and new ones not started
@@ -513,7 +543,7 @@ impl Pager {
         let taken = self.stores.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let mut store = match taken {
             Some(s) => s,
-            None => Store::open(&self.cfg.state_dir)?,
+            None => Store::open(&self.state_dir)?,
         };
         let r = f(&mut store);
         self.stores
@@ -542,7 +572,6 @@ impl Pager {
             };
         };
         let path = self
-            .cfg
             .state_dir
             .join("locks")
             .join(format!("{bucket:02}.lock"));
@@ -568,12 +597,13 @@ impl Pager {
 
     fn sync_locked(&self, id: &str) -> Result<(), PagerError> {
         let owed = self.read(|s| s.owed(id))?;
+        let cfg = self.config();
         let mut first: Option<PagerError> = None;
         let mut published = Vec::new();
         let ats: Vec<i64> = owed.publish.iter().map(|c| c.at).collect();
         let shift = late_by(&ats, unix_now());
         for c in &owed.publish {
-            let cf = self.cfg.call_file(&c.number, id, c.episode, c.id);
+            let cf = cfg.call_file(&c.number, id, c.episode, c.id);
             let at = c.at + shift;
             match self.spool.publish_call(&c.file, &cf, at_time(at)) {
                 Ok(_) | Err(PublishError::AlreadyPending(_)) => published.push((c.id, at)),
@@ -639,26 +669,27 @@ impl Pager {
     /// is returned.
     fn render(
         &self,
+        cfg: &AlertsConfig,
         chain: &str,
         text: &str,
         deadline: Option<Instant>,
     ) -> (BTreeMap<String, String>, Option<String>) {
-        let mut langs: Vec<String> = self
-            .cfg
-            .chains
-            .get(chain)
-            .map(|c| {
-                c.steps
-                    .iter()
-                    .flat_map(|s| s.contacts.iter())
-                    .map(|c| self.cfg.language_of(c))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let steps = cfg.chains.get(chain).map_or(&[][..], |c| &c.steps[..]);
+        // a schedule (or an override) may choose anyone: then every
+        // language a contact speaks
+        let mut langs: Vec<String> = if steps.iter().any(|s| !s.schedules.is_empty()) {
+            cfg.contacts.keys().map(|c| cfg.language_of(c)).collect()
+        } else {
+            steps
+                .iter()
+                .flat_map(|s| s.contacts.iter())
+                .map(|c| cfg.language_of(c))
+                .collect()
+        };
         langs.sort();
         langs.dedup();
-        let sp = &self.cfg.speech;
-        let dir = &self.cfg.sounds_dir;
+        let sp = &cfg.speech;
+        let dir = &cfg.sounds_dir;
         let mut sounds = BTreeMap::new();
         let mut error = None;
         let limit = speech::Limit {
@@ -667,7 +698,7 @@ impl Pager {
         };
         for lang in langs {
             let voice = speech::voice(sp, &lang);
-            let msg = speech::message(sp, &lang, text, self.cfg.ack_digit);
+            let msg = speech::message(sp, &lang, text, cfg.ack_digit);
             let cached = speech::cache_path(sp, dir, &voice, &msg);
             let r = if sp.engine != "none" && cached.is_file() {
                 Ok(cached)
@@ -708,7 +739,8 @@ impl Pager {
         r: &RaiseRequest,
         deadline: Option<Instant>,
     ) -> Result<RaiseOutcome, PagerError> {
-        let chain_name = check_raise(&self.cfg, r)?;
+        let cfg = self.config();
+        let chain_name = check_raise(&cfg, r)?;
         // A repeat of what is stored needs no speech: settle and answer.
         if let Some((episode, state, text)) = self.read(|s| s.peek(&r.id))? {
             if state.is_open() && text == r.text {
@@ -720,15 +752,39 @@ impl Pager {
                 });
             }
         }
-        let chain = &self.cfg.chains[&chain_name];
-        let (sounds, speech_error) = self.render(&chain_name, &r.text, deadline);
-        let planned: Vec<PlannedCall> = plan(chain)
-            .into_iter()
-            .map(|p| PlannedCall {
-                number: self.cfg.contacts[&p.contact].number.clone(),
-                plan: p,
-            })
-            .collect();
+        let chain = &cfg.chains[&chain_name];
+        let (sounds, speech_error) = self.render(&cfg, &chain_name, &r.text, deadline);
+        // who a schedule step calls is decided for the instant it rings,
+        // from the moment the raise is stored
+        let t = unix_now();
+        let overrides = if chain.steps.iter().any(|s| !s.schedules.is_empty()) {
+            self.rules(&cfg, t)?
+        } else {
+            BTreeMap::new()
+        };
+        let planned: Vec<PlannedCall> = plan(chain, |sc, off| {
+            on_call(&cfg, &overrides, sc, t.saturating_add(off as i64))
+        })
+        .into_iter()
+        .map(|p| PlannedCall {
+            number: cfg
+                .contacts
+                .get(&p.contact)
+                .map(|c| c.number.clone())
+                .unwrap_or_default(),
+            plan: p,
+        })
+        .collect();
+        for p in planned.iter().filter(|p| p.plan.is_nobody()) {
+            log::warn!(
+                "alert {}: nobody is on call for schedule {} at {} (round {} step {}); going on to the next step",
+                r.id,
+                p.plan.schedule.as_deref().unwrap_or("-"),
+                super::rfc3339(t.saturating_add(p.plan.offset as i64)).unwrap_or_default(),
+                p.plan.round,
+                p.plan.step
+            );
+        }
         let new = NewAlert {
             id: &r.id,
             text: &r.text,
@@ -739,7 +795,7 @@ impl Pager {
             speech_error: speech_error.as_deref(),
         };
         let _work = self.changes.enter(None);
-        let raised = self.write(|s| s.raise(&new, &planned))?;
+        let raised = self.write(|s| s.raise(&new, &planned, t))?;
         self.sync(&r.id)?;
         Ok(match raised {
             Raised::Updated {
@@ -824,15 +880,16 @@ impl Pager {
             .map(Path::new)
             .filter(|p| p.is_file())
             .map(playable)
-            .unwrap_or_else(|| self.cfg.fallback_prompt.clone())
+            .unwrap_or_else(|| self.config().fallback_prompt.clone())
     }
 
     /// One of the AGI's phrases in `lang` when rendered, else `stock`.
     pub fn phrase_sound(&self, lang: &str, which: Phrase, stock: &str) -> String {
-        let voice = speech::voice(&self.cfg.speech, lang);
+        let cfg = self.config();
+        let voice = speech::voice(&cfg.speech, lang);
         let p = speech::cache_path(
-            &self.cfg.speech,
-            &self.cfg.sounds_dir,
+            &cfg.speech,
+            &cfg.sounds_dir,
             &voice,
             speech::phrase(lang, which),
         );

@@ -72,6 +72,20 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE episodes ADD COLUMN labels_cut INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX calls_owed ON calls(alert_id) WHERE removal_owed = 1
         OR (published = 0 AND outcome = 'scheduled');",
+    // 3: on-call schedules: the schedule a call came from and why it chose
+    // that person; overrides (ids never reused: the latest created wins)
+    "ALTER TABLE calls ADD COLUMN schedule TEXT;
+    ALTER TABLE calls ADD COLUMN why TEXT;
+    CREATE INDEX calls_to_come ON calls(at) WHERE outcome IN ('scheduled', 'nobody_on_call');
+    CREATE TABLE overrides (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        schedule TEXT NOT NULL,
+        contact TEXT NOT NULL,
+        from_at INTEGER NOT NULL,
+        to_at INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX overrides_by_schedule ON overrides(schedule, to_at);",
 ];
 
 /// A store failure, naming the database and what was being done; the
@@ -138,6 +152,12 @@ pub struct CallRow {
     pub at: i64,
     pub file: String,
     pub outcome: Outcome,
+    /// The schedule that chose the contact (`None`: named in the chain).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// Why the schedule chose them (`layer weekly`, `override 3`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 /// One alert as `show` prints it (its current episode). Its JSON (derived)
@@ -410,8 +430,12 @@ impl Store {
     /// new, resolved or unacknowledged), or only a new text (when it is
     /// firing or acked). One transaction; the calls are then owed to the
     /// spool until [`Store::mark_call_published`].
-    pub fn raise(&mut self, a: &NewAlert, planned: &[PlannedCall]) -> Result<Raised, StoreError> {
-        let t = now();
+    pub fn raise(
+        &mut self,
+        a: &NewAlert,
+        planned: &[PlannedCall],
+        t: i64,
+    ) -> Result<Raised, StoreError> {
         let labels = serde_json::to_string(a.labels).unwrap_or_else(|_| "{}".into());
         let sounds = serde_json::to_string(a.sounds).unwrap_or_else(|_| "{}".into());
         self.in_tx("raise", |tx| {
@@ -464,33 +488,16 @@ impl Store {
             )?;
             let mut calls = Vec::new();
             for p in planned {
-                let file = call_file_name(a.id, episode, &p.plan);
                 let at = t + p.plan.offset as i64;
+                calls.push(insert_call(tx, a.id, episode, p, at, 0)?);
+            }
+            if !calls.iter().any(|c| c.outcome == Outcome::Scheduled) {
+                // nobody could be called at all: the chain ran out now
                 tx.execute(
-                    "INSERT INTO calls (alert_id, episode, contact, number, step, round, at, file,
-                     outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'scheduled')",
-                    params![
-                        a.id,
-                        episode,
-                        p.plan.contact,
-                        p.number,
-                        p.plan.step,
-                        p.plan.round,
-                        at,
-                        file
-                    ],
+                    "UPDATE episodes SET state = 'unacknowledged', ended_at = ?3,
+                     unacked_at = ?3 WHERE alert_id = ?1 AND episode = ?2",
+                    params![a.id, episode, t],
                 )?;
-                calls.push(CallRow {
-                    id: tx.last_insert_rowid(),
-                    episode,
-                    contact: p.plan.contact.clone(),
-                    number: p.number.clone(),
-                    step: p.plan.step,
-                    round: p.plan.round,
-                    at,
-                    file,
-                    outcome: Outcome::Scheduled,
-                });
             }
             Ok(Raised::New { episode, calls })
         })
@@ -503,13 +510,13 @@ impl Store {
             .conn
             .prepare_cached(
                 "SELECT id, contact, number, step, round, at, file, outcome, episode,
-                 removal_owed FROM calls WHERE alert_id = ?1
+                 schedule, why, removal_owed FROM calls WHERE alert_id = ?1
                  AND (removal_owed = 1 OR (published = 0 AND outcome = 'scheduled'))
                  ORDER BY at, round, step, id",
             )
             .map_err(self.err("read what is owed"))?;
         let rows = st
-            .query_map([id], |r| Ok((call_row(r)?, r.get::<_, bool>(9)?)))
+            .query_map([id], |r| Ok((call_row(r)?, r.get::<_, bool>(11)?)))
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
             .map_err(self.err("read what is owed"))?;
         let mut owed = Owed::default();
@@ -568,8 +575,9 @@ impl Store {
         let mut st = self
             .conn
             .prepare_cached(
-                "SELECT id, contact, number, step, round, at, file, outcome, episode FROM calls
-                 WHERE alert_id = ?1 AND episode = ?2 ORDER BY at, round, step, id",
+                "SELECT id, contact, number, step, round, at, file, outcome, episode, schedule,
+                 why FROM calls WHERE alert_id = ?1 AND episode = ?2
+                 ORDER BY at, round, step, id",
             )
             .map_err(self.err("read the calls"))?;
         let rows: Vec<(i64, rusqlite::Result<CallRow>)> = st
@@ -912,6 +920,216 @@ impl Store {
     }
 }
 
+/// One re-planned step of a round of an open alert: its schedules now
+/// name other people.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Replanned {
+    pub alert_id: String,
+    pub episode: u32,
+    pub round: u32,
+    pub step: u32,
+    #[serde(serialize_with = "super::ser_time")]
+    pub at: i64,
+    /// Who the step was to call.
+    pub before: Vec<String>,
+    /// Who it calls now.
+    pub after: Vec<String>,
+    /// Its schedules that have nobody on call then (each recorded
+    /// `nobody_on_call`).
+    pub nobody_on_call: Vec<String>,
+}
+
+/// A call still to come, as read for a re-plan.
+struct Pending {
+    id: i64,
+    alert_id: String,
+    episode: u32,
+    round: u32,
+    step: u32,
+    chain: String,
+    contact: String,
+    schedule: Option<String>,
+    at: i64,
+    outcome: Outcome,
+}
+
+impl Store {
+    /// Stores an override (`from` < `to`, checked by the caller).
+    pub fn add_override(
+        &mut self,
+        schedule: &str,
+        contact: &str,
+        from: i64,
+        to: i64,
+        now: i64,
+    ) -> Result<crate::oncall::view::OverrideView, StoreError> {
+        self.in_tx("add an override", |tx| {
+            tx.execute(
+                "INSERT INTO overrides (schedule, contact, from_at, to_at, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![schedule, contact, from, to, now],
+            )?;
+            Ok(crate::oncall::view::OverrideView {
+                id: tx.last_insert_rowid(),
+                schedule: schedule.to_string(),
+                contact: contact.to_string(),
+                from,
+                to,
+                created_at: now,
+            })
+        })
+    }
+
+    /// Removes override `id`; `None` when there is none.
+    pub fn remove_override(
+        &mut self,
+        id: i64,
+    ) -> Result<Option<crate::oncall::view::OverrideView>, StoreError> {
+        self.in_tx("remove an override", |tx| {
+            let o = tx
+                .query_row(
+                    "SELECT id, schedule, contact, from_at, to_at, created_at FROM overrides
+                     WHERE id = ?1",
+                    [id],
+                    override_row,
+                )
+                .optional()?;
+            if o.is_some() {
+                tx.execute("DELETE FROM overrides WHERE id = ?1", [id])?;
+            }
+            Ok(o)
+        })
+    }
+
+    /// The overrides of `schedule` (every schedule: `None`) that end after
+    /// `after`, by id.
+    pub fn overrides(
+        &self,
+        schedule: Option<&str>,
+        after: i64,
+    ) -> Result<Vec<crate::oncall::view::OverrideView>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT id, schedule, contact, from_at, to_at, created_at FROM overrides
+                 WHERE (?1 IS NULL OR schedule = ?1) AND to_at > ?2 ORDER BY id",
+            )
+            .map_err(self.err("read the overrides"))?;
+        st.query_map(params![schedule, after], override_row)
+            .and_then(|rows| rows.collect())
+            .map_err(self.err("read the overrides"))
+    }
+
+    /// Re-plans, in one transaction, the steps still to come (due after
+    /// `after`) of firing alerts: `desired(chain, round, step, at)` plans
+    /// the step again for its instant (`None`: leave it, the chain or step
+    /// is gone from the config). Where the people differ, the calls no
+    /// longer wanted become `replanned` (their files owed a removal) and
+    /// the new ones are added under new file names (owed a publish).
+    pub fn replan(
+        &mut self,
+        after: i64,
+        now: i64,
+        desired: impl Fn(&str, u32, u32, i64) -> Option<Vec<PlannedCall>>,
+    ) -> Result<Vec<Replanned>, StoreError> {
+        self.in_tx("re-plan", |tx| {
+            let mut st = tx.prepare_cached(
+                "SELECT c.id, c.alert_id, c.episode, c.round, c.step, e.chain, c.contact,
+                 c.schedule, c.at, c.outcome FROM calls c
+                 JOIN alerts a ON a.id = c.alert_id AND a.episode = c.episode
+                 JOIN episodes e ON e.alert_id = c.alert_id AND e.episode = c.episode
+                 WHERE c.outcome IN ('scheduled', 'nobody_on_call') AND c.at > ?1
+                 AND e.state = 'firing'
+                 ORDER BY c.alert_id, c.episode, c.round, c.step, c.id",
+            )?;
+            let rows: Vec<Pending> = st
+                .query_map([after], |r| {
+                    Ok(Pending {
+                        id: r.get(0)?,
+                        alert_id: r.get(1)?,
+                        episode: r.get(2)?,
+                        round: r.get(3)?,
+                        step: r.get(4)?,
+                        chain: r.get(5)?,
+                        contact: r.get(6)?,
+                        schedule: r.get(7)?,
+                        at: r.get(8)?,
+                        outcome: r.get(9)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let key = |p: &Pending| (p.contact.clone(), p.schedule.clone());
+            let mut out = Vec::new();
+            for group in rows.chunk_by(|a, b| {
+                (&a.alert_id, a.episode, a.round, a.step)
+                    == (&b.alert_id, b.episode, b.round, b.step)
+            }) {
+                let first = &group[0];
+                let at = group.iter().map(|p| p.at).min().unwrap_or(first.at);
+                let Some(want) = desired(&first.chain, first.round, first.step, at) else {
+                    continue;
+                };
+                let want_key = |w: &PlannedCall| (w.plan.contact.clone(), w.plan.schedule.clone());
+                let mut have: Vec<_> = group.iter().map(key).collect();
+                let mut wanted: Vec<_> = want.iter().map(want_key).collect();
+                have.sort();
+                wanted.sort();
+                if have == wanted {
+                    continue;
+                }
+                for p in group.iter().filter(|p| !wanted.contains(&key(p))) {
+                    tx.execute(
+                        "UPDATE calls SET outcome = 'replanned', outcome_at = ?2,
+                         removal_owed = ?3 WHERE id = ?1",
+                        params![p.id, now, p.outcome == Outcome::Scheduled],
+                    )?;
+                }
+                let version: u32 = tx.query_row(
+                    "SELECT COUNT(*) FROM calls WHERE alert_id = ?1 AND episode = ?2
+                     AND round = ?3 AND step = ?4",
+                    params![first.alert_id, first.episode, first.round, first.step],
+                    |r| r.get(0),
+                )?;
+                for w in want.iter().filter(|w| !have.contains(&want_key(w))) {
+                    insert_call(tx, &first.alert_id, first.episode, w, at, version)?;
+                }
+                let people = |v: &[(String, Option<String>)]| -> Vec<String> {
+                    v.iter()
+                        .filter(|(c, _)| !c.is_empty())
+                        .map(|(c, _)| c.clone())
+                        .collect()
+                };
+                out.push(Replanned {
+                    alert_id: first.alert_id.clone(),
+                    episode: first.episode,
+                    round: first.round,
+                    step: first.step,
+                    at,
+                    before: people(&have),
+                    after: people(&wanted),
+                    nobody_on_call: wanted
+                        .iter()
+                        .filter(|(c, _)| c.is_empty())
+                        .filter_map(|(_, s)| s.clone())
+                        .collect(),
+                });
+            }
+            Ok(out)
+        })
+    }
+}
+
+fn override_row(r: &rusqlite::Row) -> rusqlite::Result<crate::oncall::view::OverrideView> {
+    Ok(crate::oncall::view::OverrideView {
+        id: r.get(0)?,
+        schedule: r.get(1)?,
+        contact: r.get(2)?,
+        from: r.get(3)?,
+        to: r.get(4)?,
+        created_at: r.get(5)?,
+    })
+}
+
 fn call_row(r: &rusqlite::Row) -> rusqlite::Result<CallRow> {
     Ok(CallRow {
         id: r.get(0)?,
@@ -923,5 +1141,59 @@ fn call_row(r: &rusqlite::Row) -> rusqlite::Result<CallRow> {
         file: r.get(6)?,
         outcome: r.get(7)?,
         episode: r.get(8)?,
+        schedule: r.get(9)?,
+        why: r.get(10)?,
+    })
+}
+
+/// Inserts one planned call of episode `episode` at `at` (a `.v{version}`
+/// file name for a re-planned one); a row with nobody on call is recorded
+/// `nobody_on_call` at once.
+fn insert_call(
+    tx: &rusqlite::Transaction,
+    id: &str,
+    episode: u32,
+    p: &PlannedCall,
+    at: i64,
+    version: u32,
+) -> rusqlite::Result<CallRow> {
+    let file = call_file_name(id, episode, &p.plan, version);
+    let outcome = if p.plan.is_nobody() {
+        Outcome::NobodyOnCall
+    } else {
+        Outcome::Scheduled
+    };
+    let outcome_at = (outcome != Outcome::Scheduled).then_some(at);
+    tx.execute(
+        "INSERT INTO calls (alert_id, episode, contact, number, step, round, at, file,
+         outcome, outcome_at, schedule, why)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        params![
+            id,
+            episode,
+            p.plan.contact,
+            p.number,
+            p.plan.step,
+            p.plan.round,
+            at,
+            file,
+            outcome.as_str(),
+            outcome_at,
+            p.plan.schedule,
+            p.plan.why
+        ],
+    )?;
+    Ok(CallRow {
+        id: tx.last_insert_rowid(),
+        episode,
+        contact: p.plan.contact.clone(),
+        number: p.number.clone(),
+        step: p.plan.step,
+        round: p.plan.round,
+        at,
+        file,
+        outcome,
+        schedule: p.plan.schedule.clone(),
+        why: p.plan.why.clone(),
     })
 }

@@ -16,6 +16,10 @@
 //! then replaces that (the latest created wins); if nobody remains, the
 //! fallback; else nobody.
 
+pub mod config;
+pub mod ical;
+pub mod view;
+
 use jiff::civil::{Date, DateTime, Time};
 use jiff::tz::TimeZone;
 use jiff::{Span, Timestamp};
@@ -294,6 +298,13 @@ impl Schedule {
         if from >= to {
             return out;
         }
+        // only the overrides that touch the range take part
+        let overrides: Vec<Override> = overrides
+            .iter()
+            .filter(|o| o.from < to && o.to > from)
+            .cloned()
+            .collect();
+        let overrides = &overrides[..];
         let cuts = self.cuts(overrides, from, to);
         let starts = std::iter::once(from).chain(cuts.iter().copied());
         let ends = cuts.iter().copied().chain(std::iter::once(to));
@@ -309,6 +320,50 @@ impl Schedule {
             }
         }
         out
+    }
+}
+
+/// Who is on call at an instant, since when and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Current {
+    pub on_call: OnCall,
+    /// When these people came on call (`None`: more than a year ago).
+    pub since: Option<i64>,
+    /// When they go off call (`None`: not within a year).
+    pub until: Option<i64>,
+}
+
+/// How far [`Schedule::current`] looks back and ahead, step by step (most
+/// shifts end within a day or a week; few schedules need the year).
+const LOOK: [i64; 4] = [86_400, 8 * 86_400, 36 * 86_400, 367 * 86_400];
+
+impl Schedule {
+    /// Who is on call at `t` (as [`Schedule::on_call`]), and the edges of
+    /// that person's merged shift.
+    pub fn current(&self, overrides: &[Override], t: i64) -> Current {
+        let on_call = self.on_call(overrides, t);
+        let since = LOOK.iter().find_map(|&span| {
+            let from = t.saturating_sub(span);
+            let p = self.pieces(overrides, from, t.saturating_add(1));
+            p.last().filter(|p| p.from > from).map(|p| p.from)
+        });
+        let until = LOOK.iter().find_map(|&span| {
+            let to = t.saturating_add(span);
+            let p = self.pieces(overrides, t, to);
+            p.first().filter(|p| p.to < to).map(|p| p.to)
+        });
+        Current {
+            on_call,
+            since,
+            until,
+        }
+    }
+
+    /// The gaps (nobody on call) in `[from, to)`.
+    pub fn gaps(&self, overrides: &[Override], from: i64, to: i64) -> Vec<Piece> {
+        let mut p = self.pieces(overrides, from, to);
+        p.retain(|p| p.on_call.contacts.is_empty());
+        p
     }
 }
 

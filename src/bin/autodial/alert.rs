@@ -147,6 +147,8 @@ pub fn run(a: AlertArgs) -> u8 {
             return fail(e);
         }
     }
+    // WARN lines (a step with nobody on call) on stderr
+    agi_callback::logging::init_stderr(log::LevelFilter::Warn);
     // The door: as root, act as the owner of outgoing/ and the state
     // directory; open; finish what earlier attempts left owed.
     let (pager, finished) = match Pager::start(cfg) {
@@ -356,13 +358,22 @@ fn show(p: &Pager, id: &str, as_json: bool) -> u8 {
     }
     println!("calls:");
     for c in a.calls.iter().flatten() {
+        let from = match (&c.schedule, &c.why) {
+            (Some(s), Some(w)) => format!("  (schedule {s}: {w})"),
+            (Some(s), None) => format!("  (schedule {s})"),
+            _ => String::new(),
+        };
         println!(
-            "  {} round {} step {}  {:<12} {:<16} {}",
+            "  {} round {} step {}  {:<12} {:<16} {}{from}",
             shown(Some(c.at)),
             c.round,
             c.step,
-            c.contact,
-            c.number,
+            if c.contact.is_empty() {
+                "-"
+            } else {
+                &c.contact
+            },
+            if c.number.is_empty() { "-" } else { &c.number },
             c.outcome
         );
     }

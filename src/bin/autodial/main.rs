@@ -3,6 +3,7 @@
 
 mod alert;
 mod docs;
+mod oncall;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -79,6 +80,10 @@ enum Cmd {
     /// person until someone acknowledges
     #[command(after_help = alert::AFTER_HELP)]
     Alert(alert::AlertArgs),
+    /// On-call schedules: who is on call, shifts, gaps, calendar feeds,
+    /// overrides
+    #[command(after_help = oncall::AFTER_HELP)]
+    Oncall(oncall::OncallArgs),
     /// Receive webhooks (Alertmanager, Grafana, scripts) and page people
     /// by phone: a long-running HTTP/1.1 service
     #[command(after_help = SERVE_HELP)]
@@ -301,6 +306,7 @@ fn main() -> ExitCode {
         Cmd::List { json } => list(&spool, json),
         Cmd::Cancel { names, json } => cancel(&spool, &names, json),
         Cmd::Alert(a) => alert::run(a),
+        Cmd::Oncall(a) => oncall::run(a),
         Cmd::Serve(a) => serve(a),
         Cmd::GenerateDocs { dir } => match docs::generate(&dir) {
             Ok(()) => 0,
