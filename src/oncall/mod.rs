@@ -646,4 +646,194 @@ mod tests {
             })
             .unwrap();
     }
+
+    /// A second implementation, as naive as it gets: every instant is
+    /// judged on its own from the definitions (jiff's zoned arithmetic for
+    /// the wall-clock, each window occurrence of the days around, the
+    /// handoffs counted one by one), sharing no code with the one above.
+    struct Naive<'a> {
+        s: &'a Schedule,
+        /// Per layer: handoffs counted so far (time only moves forward).
+        k: Vec<i64>,
+    }
+
+    impl Naive<'_> {
+        fn handoff(&self, l: &Layer, j: i64) -> i64 {
+            match l.shift {
+                ShiftLen::Hours(n) => {
+                    l.start
+                        .to_zoned(self.s.tz.clone())
+                        .unwrap()
+                        .timestamp()
+                        .as_second()
+                        + j * i64::from(n) * 3600
+                }
+                ShiftLen::Days(n) => l
+                    .start
+                    .checked_add(Span::new().days(j * i64::from(n)))
+                    .unwrap()
+                    .to_zoned(self.s.tz.clone())
+                    .unwrap()
+                    .timestamp()
+                    .as_second(),
+            }
+        }
+
+        fn covers(&self, l: &Layer, t: i64) -> bool {
+            if l.only.is_empty() {
+                return true;
+            }
+            let tz = &self.s.tz;
+            let today = Timestamp::from_second(t)
+                .unwrap()
+                .to_zoned(tz.clone())
+                .date();
+            (0..4).any(|back| {
+                let d = today.checked_sub(Span::new().days(back)).unwrap();
+                let wd = d.weekday().to_monday_zero_offset() as usize;
+                l.only.iter().any(|w| {
+                    let b = d.to_datetime(w.from).to_zoned(tz.clone()).unwrap();
+                    let end_day = if w.to <= w.from {
+                        d.tomorrow().unwrap()
+                    } else {
+                        d
+                    };
+                    let e = end_day.to_datetime(w.to).to_zoned(tz.clone()).unwrap();
+                    w.days[wd] && b.timestamp().as_second() <= t && t < e.timestamp().as_second()
+                })
+            })
+        }
+
+        fn who(&mut self, ovs: &[Override], t: i64) -> Vec<String> {
+            let mut best: Option<&Override> = None;
+            for o in ovs {
+                if o.from <= t && t < o.to && best.is_none_or(|b| o.id > b.id) {
+                    best = Some(o);
+                }
+            }
+            if let Some(o) = best {
+                return vec![o.contact.clone()];
+            }
+            for i in (0..self.s.layers.len()).rev() {
+                let l = &self.s.layers[i];
+                while self.handoff(l, self.k[i] + 1) <= t {
+                    self.k[i] += 1;
+                }
+                if t < self.handoff(l, 0) || !self.covers(l, t) {
+                    continue;
+                }
+                return vec![l.contacts[(self.k[i] % l.contacts.len() as i64) as usize].clone()];
+            }
+            self.s.fallback.clone()
+        }
+    }
+
+    #[test]
+    fn a_naive_minute_by_minute_walk_agrees_across_dst_in_odd_zones() {
+        use proptest::prelude::*;
+        let zones = [
+            "Europe/Moscow",
+            "America/New_York",
+            "Europe/Berlin",
+            "Australia/Lord_Howe",
+            "Asia/Kathmandu",
+            "America/Santiago",
+            "Pacific/Chatham",
+        ];
+        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+            cases: 28,
+            ..ProptestConfig::default()
+        });
+        let strategy = (
+            0..zones.len(),
+            0usize..2,
+            -9i64..3,
+            prop_oneof![1u32..=3, 6u32..=30],
+            prop_oneof![Just("h"), Just("d"), Just("w")],
+            (0i8..24, prop_oneof![Just(0i8), Just(30)]),
+            proptest::collection::vec(
+                (
+                    proptest::collection::vec(any::<bool>(), 7),
+                    (0i8..24, prop_oneof![Just(0i8), Just(30)]),
+                    (0i8..24, prop_oneof![Just(0i8), Just(30)]),
+                    any::<bool>(),
+                ),
+                0..3,
+            ),
+            proptest::collection::vec((0i64..10 * 86400, 60i64..2 * 86400), 0..4),
+            any::<bool>(),
+        );
+        runner
+            .run(
+                &strategy,
+                |(z, which, shift_days, n, unit, (hour, minute), wins, ovs, fallback)| {
+                    let tz = TimeZone::get(zones[z]).unwrap();
+                    // a DST change of 2026 in this zone (Kathmandu has none: a
+                    // day of March), and the range around it
+                    let jan = Timestamp::from_second(1_767_225_600).unwrap();
+                    let change = tz
+                        .following(jan)
+                        .nth(which)
+                        .map_or(1_773_000_000, |tr| tr.timestamp().as_second());
+                    let change_day = tz
+                        .to_datetime(Timestamp::from_second(change).unwrap())
+                        .date();
+                    let start = change_day
+                        .checked_add(Span::new().days(shift_days))
+                        .unwrap()
+                        .at(hour, minute, 0, 0);
+                    let mut l = layer(&["a", "b", "c"], &format!("{n}{unit}"), start);
+                    for (days, (fh, fm), (th, tm), whole_day) in wins {
+                        let mut d = [false; 7];
+                        d.copy_from_slice(&days);
+                        let from = Time::constant(fh, fm, 0, 0);
+                        l.only.push(Window {
+                            days: d,
+                            from,
+                            // from == to: the whole day
+                            to: if whole_day {
+                                from
+                            } else {
+                                Time::constant(th, tm, 0, 0)
+                            },
+                        });
+                    }
+                    let s = Schedule {
+                        tz: tz.clone(),
+                        layers: vec![layer(&["z", "y"], "1d", start), l],
+                        fallback: if fallback { vec!["fb".into()] } else { vec![] },
+                    };
+                    let from = s.instant(start) - 86400;
+                    let to = from + 12 * 86400;
+                    let overrides: Vec<Override> = ovs
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (o, len))| Override {
+                            id: i as i64,
+                            contact: format!("o{i}"),
+                            from: from + o,
+                            to: from + o + len,
+                        })
+                        .collect();
+                    let pieces = s.pieces(&overrides, from, to);
+                    let mut naive = Naive {
+                        s: &s,
+                        k: vec![0; 2],
+                    };
+                    let mut i = 0;
+                    let mut t = from;
+                    while t < to {
+                        while pieces[i].to <= t {
+                            i += 1;
+                        }
+                        let want = naive.who(&overrides, t);
+                        prop_assert_eq!(&s.on_call(&overrides, t).contacts, &want, "at {}", t);
+                        prop_assert_eq!(&pieces[i].on_call.contacts, &want, "piece at {}", t);
+                        t += 60;
+                    }
+                    Ok(())
+                },
+            )
+            .unwrap();
+    }
 }

@@ -3,6 +3,8 @@
 //! ([`server`], axum on tokio, only with the `serve` feature) calls the
 //! same [`crate::alert::pager`] operations as the command line.
 
+#[cfg(feature = "serve")]
+mod oncall_api;
 pub mod payload;
 #[cfg(feature = "serve")]
 pub mod server;

@@ -29,6 +29,7 @@ use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 use tower_http::limit::RequestBodyLimitLayer;
 
+use super::oncall_api;
 use super::payload::{self, Action, AmPayload, Generic};
 use crate::alert::pager::{unix_now, Pager, PagerError, Report};
 use crate::alert::store::Counts;
@@ -62,33 +63,40 @@ pub struct Options {
     pub listen: SocketAddr,
     pub token: Option<Vec<u8>>,
     pub pager: Pager,
+    /// The config file, read again on SIGHUP.
+    pub config_path: std::path::PathBuf,
 }
 
-struct App {
-    pager: Arc<Pager>,
+pub(super) struct App {
+    pub(super) pager: Arc<Pager>,
     token: Option<Vec<u8>>,
     /// Requests by matched route and status.
     requests: Mutex<BTreeMap<(String, u16), u64>>,
 }
 
-type Shared = Arc<App>;
+pub(super) type Shared = Arc<App>;
 
 /// What a handler tells the request log.
 #[derive(Clone, Default)]
-struct LogInfo {
+pub(super) struct LogInfo {
     id: Option<String>,
     outcome: &'static str,
 }
 
 /// A JSON answer with its status, and what to log.
-struct Reply {
+pub(super) struct Reply {
     status: StatusCode,
     body: Value,
     log: LogInfo,
 }
 
 impl Reply {
-    fn new(status: StatusCode, body: Value, id: Option<String>, outcome: &'static str) -> Reply {
+    pub(super) fn new(
+        status: StatusCode,
+        body: Value,
+        id: Option<String>,
+        outcome: &'static str,
+    ) -> Reply {
         Reply {
             status,
             body,
@@ -96,10 +104,14 @@ impl Reply {
         }
     }
     /// A 400 for input refused by name.
-    fn invalid(e: &Invalid) -> Reply {
+    pub(super) fn invalid(e: &Invalid) -> Reply {
         Reply::error(StatusCode::BAD_REQUEST, e.to_string(), Some(e.field.into()))
     }
-    fn error(status: StatusCode, msg: impl Into<String>, field: Option<String>) -> Reply {
+    pub(super) fn error(
+        status: StatusCode,
+        msg: impl Into<String>,
+        field: Option<String>,
+    ) -> Reply {
         let msg = msg.into();
         Reply::new(
             status,
@@ -125,7 +137,7 @@ impl IntoResponse for Reply {
 
 /// Reads a request body within [`BODY_TIMEOUT`] and [`MAX_BODY`]: 408 or
 /// 413 otherwise (nothing was done).
-async fn read_body(body: Body) -> Result<Bytes, Reply> {
+pub(super) async fn read_body(body: Body) -> Result<Bytes, Reply> {
     match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY)).await {
         Err(_) => Err(Reply::error(
             StatusCode::REQUEST_TIMEOUT,
@@ -164,7 +176,7 @@ fn too_large() -> Reply {
 /// Reads a JSON object into `T`; a 400 naming the field at fault
 /// otherwise. Only an object is a payload (serde would read a struct from
 /// an array too).
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Reply> {
+pub(super) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Reply> {
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(Reply::error(
             StatusCode::BAD_REQUEST,
@@ -197,7 +209,7 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Reply> {
 }
 
 /// Runs `f` with the pager on a blocking thread (no lock of ours held).
-async fn with_pager<T: Send + 'static>(
+pub(super) async fn with_pager<T: Send + 'static>(
     app: &Shared,
     f: impl FnOnce(&Pager) -> T + Send + 'static,
 ) -> Result<T, Reply> {
@@ -208,7 +220,7 @@ async fn with_pager<T: Send + 'static>(
 }
 
 /// The one mapping of pager errors to statuses.
-fn pager_error(e: PagerError, id: Option<String>) -> Reply {
+pub(super) fn pager_error(e: PagerError, id: Option<String>) -> Reply {
     let mut r = match &e {
         PagerError::Invalid(i) => Reply::invalid(i),
         PagerError::NoRoute(_) => {
@@ -539,12 +551,7 @@ async fn auth(State(app): State<Shared>, req: Request, next: Next) -> Response {
     if matches!(*req.method(), Method::GET | Method::HEAD) && req.uri().path() == "/healthz" {
         return next.run(req).await;
     }
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
-        .unwrap_or_default();
-    let ok = given.len() == token.len() && bool::from(given.ct_eq(token));
+    let ok = token_ok(&req, token);
     if !ok {
         let mut r = Reply::error(
             StatusCode::UNAUTHORIZED,
@@ -557,6 +564,28 @@ async fn auth(State(app): State<Shared>, req: Request, next: Next) -> Response {
         return r;
     }
     next.run(req).await
+}
+
+/// The bearer token of `req` is `token` (compared in constant time); a
+/// calendar feed (`GET *.ics`) may carry it as `?token=` instead:
+/// calendar apps subscribe to a URL and send no header.
+fn token_ok(req: &Request, token: &[u8]) -> bool {
+    let same = |given: &[u8]| given.len() == token.len() && bool::from(given.ct_eq(token));
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        .unwrap_or_default();
+    let feed = *req.method() == Method::GET && req.uri().path().ends_with(".ics");
+    same(given)
+        || feed
+            && req
+                .uri()
+                .query()
+                .into_iter()
+                .flat_map(|q| q.split('&'))
+                .filter_map(|kv| kv.strip_prefix("token="))
+                .any(|t| same(t.as_bytes()))
 }
 
 /// Answers that do not come from our handlers (axum's 405, the body
@@ -655,6 +684,19 @@ pub fn router(pager: Arc<Pager>, token: Option<Vec<u8>>) -> Router {
         .route("/alerts", get(list).post(generic))
         .route("/alerts/{id}", get(show))
         .route("/alerts/{id}/ack", post(ack))
+        .route("/oncall", get(oncall_api::now))
+        .route("/oncall/overrides", get(oncall_api::list_overrides))
+        .route(
+            "/oncall/overrides/{id}",
+            axum::routing::delete(oncall_api::remove_override),
+        )
+        .route("/oncall/contacts/{file}", get(oncall_api::contact_feed))
+        .route("/oncall/{file}", get(oncall_api::schedule_feed))
+        .route("/oncall/{schedule}/shifts", get(oncall_api::shifts))
+        .route(
+            "/oncall/{schedule}/overrides",
+            post(oncall_api::add_override),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // auth on the routes; the log around every route and the
@@ -666,6 +708,42 @@ pub fn router(pager: Arc<Pager>, token: Option<Vec<u8>>) -> Router {
         // outermost: the body limit's own 413 becomes JSON too
         .layer(middleware::from_fn(json_errors))
         .with_state(app)
+}
+
+/// Re-plans the calls to come for who is on call now; logs what changed.
+fn replan(p: &Pager) {
+    match p.replan_now() {
+        Ok(r) => {
+            if !r.replanned.is_empty() {
+                log::info!(
+                    "re-planned {} step(s) for who is on call now",
+                    r.replanned.len()
+                );
+            }
+        }
+        Err(e) => log::warn!("re-plan: {}", error_chain(&e)),
+    }
+}
+
+/// SIGHUP: reads the config again; a bad one is refused with one log line
+/// and the old one stays in force; then re-plans.
+pub fn reload(p: &Pager, path: &std::path::Path) {
+    let cfg = match crate::alert::config::AlertsConfig::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("reload refused, the old config stays in force: {e}");
+            return;
+        }
+    };
+    if let Err(e) = p.reload(cfg) {
+        log::error!(
+            "reload refused, the old config stays in force: {}: {e}",
+            path.display()
+        );
+        return;
+    }
+    log::info!("reloaded {}", path.display());
+    replan(p);
 }
 
 async fn terminated() {
@@ -731,6 +809,23 @@ pub fn serve(opts: Options) -> Result<(), String> {
             }
         );
         let app = router(pager.clone(), opts.token);
+        // Who is on call may have changed while we were stopped: re-plan
+        // now, and again after each SIGHUP reload.
+        let p = pager.clone();
+        let _ = tokio::task::spawn_blocking(move || replan(&p)).await;
+        let p = pager.clone();
+        let path = opts.config_path.clone();
+        tokio::spawn(async move {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                let (p, path) = (p.clone(), path.clone());
+                let _ = tokio::task::spawn_blocking(move || reload(&p, &path)).await;
+            }
+        });
         // Settle what the spool owes, every few seconds.
         let retry = pager.clone();
         tokio::spawn(async move {

@@ -111,8 +111,16 @@ Endpoints: POST /alertmanager (webhook version 4), POST /grafana, POST
 /alerts (generic: {\"id\", \"text\", \"chain\", \"labels\", \"status\"}), GET /alerts,
 GET /alerts/{id}, POST /alerts/{id}/ack, GET /healthz, GET /metrics.
 
+On call: GET /oncall, GET /oncall/{schedule}/shifts?from&to&contact,
+GET /oncall/overrides, POST /oncall/{schedule}/overrides
+({\"contact\", \"from\", \"to\"}), DELETE /oncall/overrides/{id}, and the
+iCalendar feeds GET /oncall/{schedule}.ics and /oncall/contacts/{name}.ics
+(the token may be given as ?token= for calendar apps).
+
 A 2xx means the alert is stored and its call files are queued. SIGTERM:
-stop accepting, finish requests in flight (10 s at most), exit 0.
+stop accepting, finish requests in flight (10 s at most), exit 0. SIGHUP
+(systemctl reload): read the config again (a bad one is refused, one log
+line, the old one stays) and re-plan the calls to come.
 Exit status: 0 after SIGTERM; 1 failure (config, database, address);
 2 invalid arguments (a non-loopback address without a token).";
 
@@ -199,6 +207,7 @@ fn serve(a: ServeArgs) -> u8 {
         listen: a.listen,
         token,
         pager,
+        config_path: path,
     }) {
         Ok(()) => 0,
         Err(e) => {
