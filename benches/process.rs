@@ -14,7 +14,7 @@ use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const FLOOR_C: &str = r#"
 #include <stdio.h>
@@ -195,6 +195,11 @@ fn main() {
         work.join("spool")
     };
     let input = env_block("89105647899");
+    // BENCH_ONLY=oncall: only the on-call table (the rest takes minutes)
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("oncall") {
+        oncall(&base, &target, n);
+        return;
+    }
 
     println!("| what | median ms | p90 ms | peak RSS KiB | runs |");
     println!("|---|---|---|---|---|");
@@ -444,6 +449,7 @@ fn main() {
         a.median_ms / floor_stats.median_ms
     );
     alerts(&base, &target, &triple, &floor, n);
+    oncall(&base, &target, n);
     let _ = fs::remove_dir_all(&base);
 }
 
@@ -591,4 +597,162 @@ fn alerts(base: &Path, target: &Path, triple: &str, floor: &Path, n: usize) {
         ss.median_ms / fl.median_ms,
         rs.p90_ms
     );
+}
+
+/// On-call schedules: `autodial oncall now` and `shifts` for a year with 5
+/// layers and 1,000 overrides in the database, and `autodial alert raise`
+/// of a chain whose steps are schedules (with espeak-ng).
+fn oncall(base: &Path, target: &Path, n: usize) {
+    let autodial = target.join("release/autodial");
+    let dir = base.join("oncall");
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(dir.join("spool/outgoing")).unwrap();
+    fs::create_dir_all(dir.join("spool/tmp")).unwrap();
+    let contacts: Vec<String> = (0..12).map(|i| format!("p{i}")).collect();
+    let list = |from: usize, k: usize| {
+        contacts[from..from + k]
+            .iter()
+            .map(|c| format!("\"{c}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let cfg = dir.join("alerts.json");
+    fs::write(
+        &cfg,
+        format!(
+            r#"{{"call": {{"channel": "PJSIP/{{number}}@sip-provider"}},
+            "contacts": {{{}}},
+            "schedules": {{"big": {{"time_zone": "Europe/Berlin", "layers": [
+                {{"name": "weekly", "contacts": [{}], "shift": "1w", "start": "2026-01-05T10:00"}},
+                {{"name": "daily", "contacts": [{}], "shift": "1d", "start": "2026-01-05T09:00",
+                  "only": [{{"days": ["mon", "tue", "wed", "thu", "fri"], "from": "09:00", "to": "18:00"}}]}},
+                {{"name": "nights", "contacts": [{}], "shift": "1d", "start": "2026-01-05T20:00",
+                  "only": [{{"from": "20:00", "to": "08:00"}}]}},
+                {{"name": "weekend", "contacts": [{}], "shift": "12h", "start": "2026-01-03T08:00",
+                  "only": [{{"days": ["sat", "sun"], "from": "08:00", "to": "08:00"}}]}},
+                {{"name": "lunch", "contacts": [{}], "shift": "1d", "start": "2026-01-05T12:00",
+                  "only": [{{"days": ["mon", "wed", "fri"], "from": "12:00", "to": "13:00"}}]}}],
+                "fallback": ["p11"]}}}},
+            "chains": {{"sched": {{"steps": [{{"schedules": ["big"]}},
+                {{"schedules": ["big"], "contacts": ["p11"], "after_seconds": 300}},
+                {{"schedules": ["big"], "after_seconds": 900}}], "repeat": 1, "repeat_after_seconds": 600}}}},
+            "speech": {{"engine": "espeak-ng", "voices": {{"en": "en-us"}}}},
+            "state_dir": "{d}/state", "spool_dir": "{d}/spool"}}"#,
+            contacts
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("\"{c}\": {{\"number\": \"10{i:02}\"}}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            list(0, 3),
+            list(3, 2),
+            list(5, 2),
+            list(7, 2),
+            list(9, 2),
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    // 1,000 overrides over the next year (6 hours each, spread out)
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    {
+        let mut store = agi_callback::alert::store::Store::open(&dir.join("state")).unwrap();
+        for i in 0..1000i64 {
+            let from = now + i * 31_536 - 86_400;
+            store
+                .add_override(
+                    "big",
+                    &contacts[(i % 11) as usize],
+                    from,
+                    from + 6 * 3600,
+                    now,
+                )
+                .unwrap();
+        }
+    }
+    let cmd = |args: &[&str]| {
+        let mut c = Command::new(&autodial);
+        c.env("AUTODIAL_ALERTS", &cfg).args(args);
+        c
+    };
+    let (mut now_s, mut shifts_s, mut raise_s) = (Vec::new(), Vec::new(), Vec::new());
+    run_once(
+        &mut cmd(&[
+            "alert", "raise", "--id", "warm", "--text", "warm up", "--chain", "sched",
+        ]),
+        b"",
+        0,
+    );
+    for i in 0..n {
+        now_s.push(run_once(&mut cmd(&["oncall", "now", "--json"]), b"", 0));
+        shifts_s.push(run_once(
+            &mut cmd(&[
+                "oncall",
+                "shifts",
+                "--schedule",
+                "big",
+                "--days",
+                "365",
+                "--json",
+            ]),
+            b"",
+            0,
+        ));
+        if i < 100 {
+            for e in fs::read_dir(dir.join("spool/outgoing")).unwrap() {
+                let _ = fs::remove_file(e.unwrap().path());
+            }
+            let (id, text) = (format!("s{i}"), format!("Replication lag on db{i}"));
+            raise_s.push(run_once(
+                &mut cmd(&[
+                    "alert", "raise", "--id", &id, "--text", &text, "--chain", "sched",
+                ]),
+                b"",
+                0,
+            ));
+        }
+    }
+    let shifts = cmd(&[
+        "oncall",
+        "shifts",
+        "--schedule",
+        "big",
+        "--days",
+        "365",
+        "--json",
+    ])
+    .output()
+    .unwrap();
+    let pieces = serde_json::from_slice::<serde_json::Value>(&shifts.stdout)
+        .map(|v| v.as_array().map_or(0, |a| a.len()))
+        .unwrap_or(0);
+    println!();
+    println!("| what | median ms | p90 ms | peak RSS KiB | runs |");
+    println!("|---|---|---|---|---|");
+    for (what, s, runs) in [
+        (
+            "autodial oncall now --json (5 layers, 1,000 overrides)",
+            stats(now_s),
+            n,
+        ),
+        (
+            "autodial oncall shifts --days 365 --json (the same)",
+            stats(shifts_s),
+            n,
+        ),
+        (
+            "autodial alert raise, 3 schedule steps and a repeat, espeak-ng (new text)",
+            stats(raise_s),
+            n.min(100),
+        ),
+    ] {
+        println!(
+            "| {what} | {:.3} | {:.3} | {} | {runs} |",
+            s.median_ms, s.p90_ms, s.rss_kib
+        );
+    }
+    println!("\nshifts of a year: {pieces} merged pieces");
 }

@@ -27,8 +27,12 @@ fn pages() -> Vec<PathBuf> {
 /// The subcommands under each command path.
 fn subcommands(path: &[&str]) -> &'static [&'static str] {
     match path {
-        [] => &["call", "check", "list", "cancel", "alert", "serve"],
+        [] => &[
+            "call", "check", "list", "cancel", "alert", "oncall", "serve",
+        ],
         ["alert"] => &["raise", "ack", "resolve", "list", "show"],
+        ["oncall"] => &["now", "shifts", "check", "ical", "override", "replan"],
+        ["oncall", "override"] => &["add", "remove", "list"],
         _ => &[],
     }
 }

@@ -50,15 +50,29 @@ fn line(out: &mut String, l: &str) {
     out.push_str("\r\n");
 }
 
-/// The stable id of a shift: its schedule, people and start.
-pub fn uid(s: &Shift, who: &str) -> String {
-    format!("{}-{}-{}@autodial", s.schedule, who, utc(s.from))
+/// The stable id of a shift: its schedule, people and start. A shift that
+/// began before the feed's range (`since`) has no start the feed knows,
+/// so its end names it (and one that spans the whole range, `ongoing`).
+pub fn uid(s: &Shift, who: &str, since: i64, until: i64) -> String {
+    let when = match (s.from <= since, s.to >= until) {
+        (false, _) => utc(s.from),
+        (true, false) => format!("until-{}", utc(s.to)),
+        (true, true) => "ongoing".to_string(),
+    };
+    format!("{}-{}-{when}@autodial", s.schedule, who)
 }
 
-/// The feed named `name` (`On call: dba`) of `shifts` (those with nobody
-/// are left out), stamped `now`. With `contact`, each event is that
-/// person's (the feed of one person across schedules).
-pub fn calendar(name: &str, shifts: &[Shift], contact: Option<&str>, now: i64) -> String {
+/// The feed named `name` (`On call: dba`) of `shifts` over `[since,
+/// until)` (those with nobody are left out), stamped `now`. With
+/// `contact`, each event is that person's (the feed of one person across
+/// schedules).
+pub fn calendar(
+    name: &str,
+    shifts: &[Shift],
+    (since, until): (i64, i64),
+    contact: Option<&str>,
+    now: i64,
+) -> String {
     let mut out = String::new();
     for l in [
         "BEGIN:VCALENDAR",
@@ -77,7 +91,7 @@ pub fn calendar(name: &str, shifts: &[Shift], contact: Option<&str>, now: i64) -
             None => s.contacts.join("+"),
         };
         line(&mut out, "BEGIN:VEVENT");
-        line(&mut out, &format!("UID:{}", uid(s, &who)));
+        line(&mut out, &format!("UID:{}", uid(s, &who, since, until)));
         line(&mut out, &format!("DTSTAMP:{stamp}"));
         line(&mut out, &format!("DTSTART:{}", utc(s.from)));
         line(&mut out, &format!("DTEND:{}", utc(s.to)));
@@ -125,6 +139,7 @@ mod tests {
         let cal = calendar(
             &format!("On call, dba; {long}"),
             &[shift(1_796_000_000, &["ivan"]), shift(1_796_003_600, &[])],
+            (1_795_000_000, 1_797_000_000),
             None,
             1_795_000_000,
         );
@@ -140,5 +155,25 @@ mod tests {
         assert_eq!(cal.matches("BEGIN:VEVENT").count(), 1);
         assert!(cal.contains("DTSTART:20261130T005320Z"));
         assert!(cal.contains("UID:dba-ivan-20261130T005320Z@autodial"));
+    }
+
+    #[test]
+    fn a_shift_cut_by_the_range_is_named_by_what_the_feed_knows() {
+        let s = shift(1_796_000_000, &["ivan"]);
+        let (from, to) = (s.from, s.to);
+        assert_eq!(
+            uid(&s, "ivan", from - 1, to + 1),
+            "dba-ivan-20261130T005320Z@autodial"
+        );
+        // began before the range: named by its end, whatever the range start
+        assert_eq!(
+            uid(&s, "ivan", from, to + 1),
+            uid(&s, "ivan", from + 60, to + 1)
+        );
+        assert_eq!(
+            uid(&s, "ivan", from + 60, to + 1),
+            "dba-ivan-until-20261130T015320Z@autodial"
+        );
+        assert_eq!(uid(&s, "ivan", from + 60, to), "dba-ivan-ongoing@autodial");
     }
 }

@@ -175,7 +175,15 @@ cat >"$ROOT/etc/asterisk/alerts.json" <<'EOF'
     "c2302": {"number": "2302"}, "c2106": {"number": "2106"},
     "c2107": {"number": "2107"}, "c2108": {"number": "2108"},
     "c2303": {"number": "2303"}, "c2402": {"number": "2402"},
-    "c2109": {"number": "2109"}, "c2110": {"number": "2110"}
+    "c2109": {"number": "2109"}, "c2110": {"number": "2110"},
+    "c2111": {"number": "2111"}, "c2112": {"number": "2112"},
+    "c2304": {"number": "2304"}
+  },
+  "schedules": {
+    "e2eoc": {"time_zone": "Europe/Moscow",
+              "layers": [{"name": "daily", "contacts": ["c2111"], "shift": "1d", "start": "2026-01-01T10:00"}]},
+    "e2eov": {"time_zone": "UTC",
+              "layers": [{"name": "weekly", "contacts": ["c2304"], "shift": "1w", "start": "2026-01-01T00:00Z"}]}
   },
   "routes": [{"match": {"team": "db"}, "chain": "amdb"}, {"match": {"team": "ops"}, "chain": "amops"}],
   "chains": {
@@ -186,6 +194,8 @@ cat >"$ROOT/etc/asterisk/alerts.json" <<'EOF'
     "s5": {"steps": [{"contacts": ["c2302"]}, {"contacts": ["c2106"], "after_seconds": 12}]},
     "s6": {"steps": [{"contacts": ["c2107", "c2108"]}]},
     "s8": {"steps": [{"contacts": ["c2303"]}, {"contacts": ["c2402"], "after_seconds": 5}]},
+    "s9": {"steps": [{"schedules": ["e2eoc"]}]},
+    "s10": {"steps": [{"schedules": ["e2eov"]}, {"schedules": ["e2eov"], "after_seconds": 12}]},
     "amdb": {"steps": [{"contacts": ["c2109"]}]},
     "amops": {"steps": [{"contacts": ["c2110"], "after_seconds": 20}]}
   },
@@ -513,10 +523,15 @@ r1=$(post 01-firing-group-two-alerts.json) || true
 r2=$(post 01-firing-group-two-alerts.json) || true
 # the HostDown group (team ops): its call 20 s later; resolved before that
 r3=$(post 02-firing-group-cyrillic-summary.json) || true
-for sc in s1 s2 s3 s4 s5 s6 s8; do
+for sc in s1 s2 s3 s4 s5 s6 s8 s9 s10; do
     adial alert raise --id "e2e-$sc" --text "Disk full on db1, scenario $sc" --chain "$sc" >"$WORK/raise-$sc.out" 2>&1 \
         || { fail "alert $sc: raise failed"; cat "$WORK/raise-$sc.out"; }
 done
+# 10: c2112 covers e2eov while the alert is firing: its second step (at
+# 12 s) is re-planned to c2112; the first (ringing now) stays c2304's
+adial oncall override add --schedule e2eov --contact c2112 --from now \
+    --to "$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)" >"$WORK/override.out" 2>&1 \
+    || { fail "on call 10: override add failed"; cat "$WORK/override.out"; }
 # 5: resolved 3 s after the raise, before its second step (at 12 s)
 sleep 3
 adial alert resolve e2e-s5 >/dev/null || fail "alert 5: resolve failed"
@@ -529,6 +544,8 @@ while [ $((SECONDS - t0)) -lt 90 ]; do
     [ "$(field e2e-s8 state)" = unacknowledged ] || done_all=0
     [ "$(outcome e2e-s4 c2105)" = answered_acked ] || done_all=0
     [ "$(outcome e2e-s2 c2103)" = answered_acked ] || done_all=0
+    [ "$(outcome e2e-s9 c2111)" = answered_acked ] || done_all=0
+    [ "$(outcome e2e-s10 c2112)" = answered_acked ] || done_all=0
     [ $((SECONDS - t0)) -ge 20 ] || done_all=0   # past every later step
     [ "$done_all" = 1 ] && break
     sleep 1
@@ -599,6 +616,24 @@ if [ "$(field e2e-s8 state)" = unacknowledged ] && [ "$(outcome e2e-s8 c2303)" =
     pass "alert 8: nobody acked: no_answer, busy, then unacknowledged (one WARN line)"
 else
     fail "alert 8: state=$(field e2e-s8 state) 2303=$(outcome e2e-s8 c2303) 2402=$(outcome e2e-s8 c2402)"
+fi
+
+# 9: a chain whose step is a schedule rings whoever is on call
+sched9=$(ashow e2e-s9 | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['calls'][0].get('schedule'), d['calls'][0].get('why'))" 2>/dev/null || true)
+if [ "$(outcome e2e-s9 c2111)" = answered_acked ] && [ "$(field e2e-s9 acked_by)" = c2111 ] \
+    && [ "$sched9" = "e2eoc layer daily" ] && [ "$(called 2111)" = 1 ]; then
+    pass "on call 9: a schedule step rang the contact on call (c2111, layer daily), who acked"
+else
+    fail "on call 9: 2111=$(outcome e2e-s9 c2111)/$(called 2111) schedule=$sched9"
+fi
+# 10: the override added while firing: the next step rang the covering
+# person, never the original
+if [ "$(outcome e2e-s10 c2304)" = "no_answer replanned" ] && [ "$(outcome e2e-s10 c2112)" = answered_acked ] \
+    && [ "$(called 2304)" = 1 ] && [ "$(called 2112)" = 1 ] && [ "$(field e2e-s10 acked_by)" = c2112 ]; then
+    pass "on call 10: an override added while firing re-planned the next step: c2112 rang and acked, c2304 only for the step already ringing"
+else
+    fail "on call 10: 2304=$(outcome e2e-s10 c2304)/$(called 2304) 2112=$(outcome e2e-s10 c2112)/$(called 2112)"
+    cat "$WORK/override.out"; ashow e2e-s10
 fi
 
 # the receiver: one call for the DiskFull group though posted twice, acked

@@ -220,7 +220,7 @@ impl Pager {
             (None, Some(c)) => format!("On call: {c}"),
             (None, None) => "On call".to_string(),
         };
-        Ok(ical::calendar(&title, &shifts, contact, now))
+        Ok(ical::calendar(&title, &shifts, (from, to), contact, now))
     }
 
     /// Overrides of `schedule` (every one: `None`) that end after `after`.
