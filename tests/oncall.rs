@@ -220,9 +220,15 @@ fn a_step_with_nobody_on_call_is_recorded_warned_and_the_chain_goes_on() {
             "gap": {"steps": [{"schedules": ["rota"]}], "repeat": 1, "repeat_after_seconds": 60}}"#,
     );
     let o = pbx.run(&[
-        "alert", "raise", "--id", "a1", "--text", "x", "--chain", "page",
+        "alert", "raise", "--id", "a1", "--text", "x", "--chain", "page", "--json",
     ]);
     assert_eq!(o.status.code(), Some(0));
+    // one call (the row with nobody on call is no call)
+    let rep: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (rep["status"].as_str(), rep["calls"].as_u64()),
+        (Some("raised"), Some(1))
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     let warns: Vec<&str> = err.lines().filter(|l| l.contains("[WARN]")).collect();
     assert_eq!(warns.len(), 1, "{err}");

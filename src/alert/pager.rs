@@ -207,9 +207,11 @@ impl Report {
                 calls,
                 speech_error,
             } => {
+                // rows with nobody on call are no calls
+                let real = || calls.iter().filter(|c| c.outcome == Outcome::Scheduled);
                 out.episode = Some(*episode);
-                out.calls = Some(calls.len());
-                out.first_call = calls.iter().map(|c| c.at).min();
+                out.calls = Some(real().count());
+                out.first_call = real().map(|c| c.at).min();
                 out.speech_error = speech_error.clone();
             }
             RaiseOutcome::Updated { episode, state, .. } => {
@@ -757,7 +759,14 @@ impl Pager {
         // who a schedule step calls is decided for the instant it rings,
         // from the moment the raise is stored
         let t = unix_now();
-        let overrides = if chain.steps.iter().any(|s| !s.schedules.is_empty()) {
+        let scheduled = chain.steps.iter().any(|s| !s.schedules.is_empty());
+        // (the mark first: an override added after it is seen below)
+        let mark = if scheduled {
+            Some(self.read(|s| s.overrides_mark())?)
+        } else {
+            None
+        };
+        let overrides = if scheduled {
             self.rules(&cfg, t)?
         } else {
             BTreeMap::new()
@@ -797,6 +806,17 @@ impl Pager {
         let _work = self.changes.enter(None);
         let raised = self.write(|s| s.raise(&new, &planned, t))?;
         self.sync(&r.id)?;
+        // An override or a reload that came while this raise was planning
+        // re-planned the alerts stored then, not this one: do it now.
+        if let Some(mark) = mark {
+            let moved =
+                self.read(|s| s.overrides_mark())? != mark || !Arc::ptr_eq(&cfg, &self.config());
+            if moved {
+                if let Err(e) = self.replan(unix_now()) {
+                    log::warn!("alert {}: re-plan: {}", r.id, crate::error_chain(&e));
+                }
+            }
+        }
         Ok(match raised {
             Raised::Updated {
                 episode,

@@ -1001,6 +1001,18 @@ impl Store {
         })
     }
 
+    /// A mark that changes whenever an override is added or removed (the
+    /// highest id and the count).
+    pub fn overrides_mark(&self) -> Result<(i64, i64), StoreError> {
+        self.conn
+            .query_row(
+                "SELECT COALESCE(MAX(id), 0), COUNT(*) FROM overrides",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(self.err("read the overrides"))
+    }
+
     /// The overrides of `schedule` (every schedule: `None`) that end after
     /// `after`, by id.
     pub fn overrides(

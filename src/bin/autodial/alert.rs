@@ -201,14 +201,14 @@ fn raise(p: &Pager, r: &RaiseRequest, as_json: bool) -> u8 {
     match o {
         RaiseOutcome::Raised {
             episode,
-            calls,
             speech_error,
+            ..
         } => {
             if !as_json {
                 println!(
                     "raised {} (episode {episode}): {} calls planned, the first at {}",
                     r.id,
-                    calls.len(),
+                    rep.calls.unwrap_or(0),
                     shown(rep.first_call)
                 );
             }
