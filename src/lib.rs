@@ -8,6 +8,7 @@ pub mod callback;
 pub mod callfile;
 pub mod error;
 pub mod fsio;
+pub mod heartbeat;
 pub mod logging;
 pub mod oncall;
 pub mod paths;

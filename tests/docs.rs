@@ -28,8 +28,16 @@ fn pages() -> Vec<PathBuf> {
 fn subcommands(path: &[&str]) -> &'static [&'static str] {
     match path {
         [] => &[
-            "call", "check", "list", "cancel", "alert", "oncall", "serve",
+            "call",
+            "check",
+            "list",
+            "cancel",
+            "alert",
+            "oncall",
+            "heartbeat",
+            "serve",
         ],
+        ["heartbeat"] => &["ping", "list", "pause", "resume"],
         ["alert"] => &["raise", "ack", "resolve", "list", "show"],
         ["oncall"] => &["now", "shifts", "check", "ical", "override", "replan"],
         ["oncall", "override"] => &["add", "remove", "list"],

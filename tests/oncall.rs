@@ -6,9 +6,8 @@
 
 mod common;
 use std::fs;
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -602,39 +601,18 @@ print(n)
     assert!(n > 0, "{cal}");
 }
 
-struct Server<'a> {
-    pbx: &'a Pbx,
+struct Server {
+    serve: common::Serve,
     port: u16,
-    child: Child,
 }
 
-impl<'a> Server<'a> {
-    fn start(pbx: &'a Pbx) -> Server<'a> {
-        fs::write(pbx.path("token"), TOKEN).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(AUTODIAL)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--config")
-            .arg(pbx.path("alerts.json"))
-            .arg("--token-file")
-            .arg(pbx.path("token"))
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(pbx.path("serve.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let t = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                t.elapsed() < Duration::from_secs(20),
-                "server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
+impl Server {
+    fn start(pbx: &Pbx) -> Server {
+        let serve = common::Serve::start(&pbx.path("alerts.json"), pbx.dir.path(), TOKEN);
+        Server {
+            port: serve.port,
+            serve,
         }
-        Server { pbx, port, child }
     }
 
     fn req(&self, method: &str, path: &str, body: &str) -> (u16, Value) {
@@ -642,13 +620,9 @@ impl<'a> Server<'a> {
         (st, serde_json::from_str(&b).unwrap_or(Value::String(b)))
     }
 
-    fn log(&self) -> String {
-        fs::read_to_string(self.pbx.path("serve.log")).unwrap_or_default()
-    }
-
     fn hup(&self) {
         rustix::process::kill_process(
-            rustix::process::Pid::from_child(&self.child),
+            rustix::process::Pid::from_child(&self.serve.child),
             rustix::process::Signal::HUP,
         )
         .unwrap();
@@ -658,7 +632,7 @@ impl<'a> Server<'a> {
     fn wait_log(&self, what: &str, n: usize) -> String {
         let t = Instant::now();
         loop {
-            let log = self.log();
+            let log = self.serve.log();
             if log.matches(what).count() >= n {
                 return log;
             }
@@ -668,13 +642,6 @@ impl<'a> Server<'a> {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-    }
-}
-
-impl Drop for Server<'_> {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

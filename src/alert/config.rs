@@ -82,6 +82,24 @@ pub struct Route {
     pub chain: String,
 }
 
+/// A heartbeat: a page when no ping came for `timeout_seconds`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatCfg {
+    pub timeout_seconds: i64,
+    /// The chain to page (else routed by `labels`, as alerts are).
+    #[serde(default)]
+    pub chain: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// What the phone says.
+    pub text: String,
+}
+
+/// Shortest and longest heartbeat timeout.
+pub const HEARTBEAT_MIN: i64 = 10;
+pub const HEARTBEAT_MAX: i64 = 30 * 86_400;
+
 pub use crate::error::ConfigError;
 
 /// The speech engine (owned by [`crate::speech`]).
@@ -97,6 +115,8 @@ struct Raw {
     routes: Vec<Route>,
     #[serde(default)]
     schedules: BTreeMap<String, ScheduleCfg>,
+    #[serde(default)]
+    heartbeats: BTreeMap<String, HeartbeatCfg>,
     #[serde(default)]
     speech: SpeechCfg,
     #[serde(default = "default_digit")]
@@ -128,6 +148,8 @@ pub struct AlertsConfig {
     pub routes: Vec<Route>,
     /// On-call schedules by name.
     pub schedules: BTreeMap<String, Schedule>,
+    /// Heartbeats by name.
+    pub heartbeats: BTreeMap<String, HeartbeatCfg>,
     pub speech: SpeechCfg,
     pub ack_digit: char,
     pub fallback_prompt: String,
@@ -300,10 +322,33 @@ impl AlertsConfig {
             chains: raw.chains,
             routes: raw.routes,
             schedules,
+            heartbeats: raw.heartbeats,
             speech: raw.speech,
             ack_digit: digit,
             fallback_prompt: raw.fallback_prompt,
         };
+        for (name, h) in &cfg.heartbeats {
+            if !valid_name(name) {
+                return Err(format!(
+                    "heartbeats.{name}: a heartbeat name is 1-32 ASCII letters, digits, '-', '_'"
+                ));
+            }
+            if !(HEARTBEAT_MIN..=HEARTBEAT_MAX).contains(&h.timeout_seconds) {
+                return Err(format!(
+                    "heartbeats.{name}.timeout_seconds: {HEARTBEAT_MIN} s to 30 days ({HEARTBEAT_MAX} s)"
+                ));
+            }
+            if h.text.trim().is_empty() || h.text.len() > super::MAX_TEXT {
+                return Err(format!(
+                    "heartbeats.{name}.text: 1 to {} bytes",
+                    super::MAX_TEXT
+                ));
+            }
+            if let Err(e) = cfg.choose_chain(h.chain.as_deref(), &h.labels) {
+                let key = if h.chain.is_some() { "chain" } else { "labels" };
+                return Err(format!("heartbeats.{name}.{key}: {e}"));
+            }
+        }
         // A sample call must render as a call file Asterisk reads as meant.
         let sample = cfg.call_file("+79161112233", "sample-alert", 1, 1);
         sample.render().map_err(|e| format!("call: {e}"))?;

@@ -27,10 +27,16 @@ Dialplan (agi-bin/extensions_alert.conf):
      same => n,AGI(alert,${ALERT_CALL})
     exten => failed,1,AGI(alert,${ALERT_CALL},failed,${REASON})
 
+A heartbeat's timer (see `autodial heartbeat`) runs it as
+    AGI(alert,heartbeat,NAME)
+in [autodial-heartbeat]: it arms the next timer (ALIVE), raises the alert
+hb-NAME when the deadline passed (RAISED), or does nothing (IDLE).
+
 Config: $AUTODIAL_ALERTS, else $AST_CONFIG_DIR/alerts.json, else
 /etc/asterisk/alerts.json. Log: $AST_LOG_DIR/autodial-alert.log.
 
-Sets ALERT_STATUS to ACKED, NOACK, STALE, RECORDED or ERROR.
+Sets ALERT_STATUS to ACKED, NOACK, STALE, RECORDED, ALIVE, RAISED, IDLE
+or ERROR.
 Exit status 0, or 1 on ERROR.
 ";
 

@@ -38,7 +38,9 @@ use crate::callfile::{PublishError, Spool, SpoolError};
 use crate::error::Invalid;
 use crate::speech::{self, Phrase};
 
+mod heartbeat;
 mod oncall;
+pub use heartbeat::{publish_retry_timer, timer_call_file, HeartbeatView, Ping, HEARTBEAT_CONTEXT};
 pub use oncall::{on_call, OverrideChange, ReplanReport, MAX_OVERRIDE, REPLAN_MARGIN};
 
 pub use crate::callfile::spool::STALE_STAGING;
@@ -76,6 +78,9 @@ pub enum PagerError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// No such thing in the config (a heartbeat's name): nothing written.
+    #[error("{what}")]
+    NotFound { what: String },
     /// Another process held the id's lock too long.
     #[error("alert {id}: {what}")]
     Busy { id: String, what: String },
@@ -459,6 +464,14 @@ impl Pager {
         Ok((pager, finished))
     }
 
+    /// [`Pager::start`] that only looks: as the owner, opened, nothing
+    /// finished or repaired (`autodial heartbeat list` shows what is
+    /// missing as it is).
+    pub fn start_to_look(cfg: AlertsConfig) -> Result<Pager, PagerError> {
+        act_as_owner(&cfg)?;
+        Pager::open(cfg)
+    }
+
     /// Opens the store under `cfg.state_dir` and the spool, as the user
     /// this process is (the AGI program, tests).
     pub fn open(cfg: AlertsConfig) -> Result<Pager, PagerError> {
@@ -650,6 +663,7 @@ impl Pager {
                 Err(e) => out.failed.push(e),
             }
         }
+        out.failed.extend(self.settle_heartbeats(unix_now()));
         out
     }
 
@@ -741,12 +755,30 @@ impl Pager {
         r: &RaiseRequest,
         deadline: Option<Instant>,
     ) -> Result<RaiseOutcome, PagerError> {
+        self.raise_with(r, deadline, false)
+    }
+
+    /// [`Pager::raise`]; `held`: the caller holds the id's lock already
+    /// (a heartbeat's expiry).
+    fn raise_with(
+        &self,
+        r: &RaiseRequest,
+        deadline: Option<Instant>,
+        held: bool,
+    ) -> Result<RaiseOutcome, PagerError> {
+        let settle = |id: &str| {
+            if held {
+                self.sync_locked(id)
+            } else {
+                self.sync(id)
+            }
+        };
         let cfg = self.config();
         let chain_name = check_raise(&cfg, r)?;
         // A repeat of what is stored needs no speech: settle and answer.
         if let Some((episode, state, text)) = self.read(|s| s.peek(&r.id))? {
             if state.is_open() && text == r.text {
-                self.sync(&r.id)?;
+                settle(&r.id)?;
                 return Ok(RaiseOutcome::Updated {
                     episode,
                     state,
@@ -805,10 +837,11 @@ impl Pager {
         };
         let _work = self.changes.enter(None);
         let raised = self.write(|s| s.raise(&new, &planned, t))?;
-        self.sync(&r.id)?;
+        settle(&r.id)?;
         // An override or a reload that came while this raise was planning
         // re-planned the alerts stored then, not this one: do it now.
-        if let Some(mark) = mark {
+        // (not with the id's lock held: a re-plan locks other ids)
+        if let Some(mark) = mark.filter(|_| !held) {
             let moved =
                 self.read(|s| s.overrides_mark())? != mark || !Arc::ptr_eq(&cfg, &self.config());
             if moved {
@@ -853,6 +886,15 @@ impl Pager {
         let c = self.write(|s| s.resolve(id))?;
         if c.is_some() {
             self.sync(id)?;
+        }
+        Ok(c)
+    }
+
+    /// [`Pager::resolve`] with the id's lock held by the caller.
+    fn resolve_locked(&self, id: &str) -> Result<Option<Change>, PagerError> {
+        let c = self.write(|s| s.resolve(id))?;
+        if c.is_some() {
+            self.sync_locked(id)?;
         }
         Ok(c)
     }

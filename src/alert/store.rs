@@ -16,6 +16,7 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{call_file_name, AlertState, Outcome, Planned};
+use crate::heartbeat::Hb;
 
 /// How long a writer waits for another one.
 const BUSY: Duration = Duration::from_secs(10);
@@ -86,6 +87,22 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL
     );
     CREATE INDEX overrides_by_schedule ON overrides(schedule, to_at);",
+    // 4: heartbeats: state, deadline, the timer call file, and what is
+    // still owed (the timer's publish, old timers' removal, the alert's
+    // raise or resolve)
+    "CREATE TABLE heartbeats (
+        name TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        last_ping INTEGER,
+        deadline INTEGER,
+        timer_file TEXT,
+        timer_at INTEGER,
+        timer_published INTEGER NOT NULL DEFAULT 0,
+        remove TEXT NOT NULL DEFAULT '[]',
+        raise_owed INTEGER NOT NULL DEFAULT 0,
+        resolve_owed INTEGER NOT NULL DEFAULT 0,
+        seq INTEGER NOT NULL DEFAULT 0
+    );",
 ];
 
 /// A store failure, naming the database and what was being done; the
@@ -113,6 +130,12 @@ fn word<T>(v: ValueRef<'_>, what: &str, parse: fn(&str) -> Option<T>) -> FromSql
 impl FromSql for AlertState {
     fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
         word(v, "alert state", AlertState::parse)
+    }
+}
+
+impl FromSql for crate::heartbeat::HbState {
+    fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+        word(v, "heartbeat state", crate::heartbeat::HbState::parse)
     }
 }
 
@@ -1127,6 +1150,106 @@ impl Store {
                 });
             }
             Ok(out)
+        })
+    }
+}
+
+fn hb_row(r: &rusqlite::Row) -> rusqlite::Result<(String, Hb)> {
+    let remove: String = r.get(7)?;
+    let file: Option<String> = r.get(4)?;
+    let at: Option<i64> = r.get(5)?;
+    Ok((
+        r.get(0)?,
+        Hb {
+            state: r.get(1)?,
+            last_ping: r.get(2)?,
+            deadline: r.get(3)?,
+            timer: file.zip(at),
+            timer_published: r.get(6)?,
+            remove: serde_json::from_str(&remove).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    7,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?,
+            raise_owed: r.get(8)?,
+            resolve_owed: r.get(9)?,
+            seq: r.get(10)?,
+        },
+    ))
+}
+
+const HB_COLUMNS: &str = "name, state, last_ping, deadline, timer_file, timer_at,
+    timer_published, remove, raise_owed, resolve_owed, seq";
+
+impl Store {
+    /// Every heartbeat row (a configured one without a row was never
+    /// pinged), by name.
+    pub fn heartbeats(&self) -> Result<Vec<(String, Hb)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {HB_COLUMNS} FROM heartbeats ORDER BY name"
+            ))
+            .map_err(self.err("read the heartbeats"))?;
+        st.query_map([], hb_row)
+            .and_then(|rows| rows.collect())
+            .map_err(self.err("read the heartbeats"))
+    }
+
+    /// Changes heartbeat `name` in one transaction: `f` gets the stored
+    /// record (the default when there is none) and returns the new one.
+    pub fn heartbeat_update<T>(
+        &mut self,
+        name: &str,
+        f: impl FnOnce(&Hb) -> (Hb, T),
+    ) -> Result<(Hb, T), StoreError> {
+        self.in_tx("change a heartbeat", |tx| {
+            let cur = tx
+                .query_row(
+                    &format!("SELECT {HB_COLUMNS} FROM heartbeats WHERE name = ?1"),
+                    [name],
+                    hb_row,
+                )
+                .optional()?
+                .map(|(_, h)| h)
+                .unwrap_or_default();
+            let (h, out) = f(&cur);
+            let (file, at) = h.timer.clone().unzip();
+            tx.execute(
+                "INSERT INTO heartbeats (name, state, last_ping, deadline, timer_file, timer_at,
+                 timer_published, remove, raise_owed, resolve_owed, seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT(name) DO UPDATE SET state = excluded.state,
+                 last_ping = excluded.last_ping, deadline = excluded.deadline,
+                 timer_file = excluded.timer_file, timer_at = excluded.timer_at,
+                 timer_published = excluded.timer_published, remove = excluded.remove,
+                 raise_owed = excluded.raise_owed, resolve_owed = excluded.resolve_owed,
+                 seq = excluded.seq",
+                params![
+                    name,
+                    h.state.as_str(),
+                    h.last_ping,
+                    h.deadline,
+                    file,
+                    at,
+                    h.timer_published,
+                    serde_json::to_string(&h.remove).unwrap_or_else(|_| "[]".into()),
+                    h.raise_owed,
+                    h.resolve_owed,
+                    h.seq
+                ],
+            )?;
+            Ok((h, out))
+        })
+    }
+
+    /// Forgets heartbeat `name` (it left the config and owes nothing).
+    pub fn heartbeat_delete(&mut self, name: &str) -> Result<(), StoreError> {
+        self.in_tx("forget a heartbeat", |tx| {
+            tx.execute("DELETE FROM heartbeats WHERE name = ?1", [name])?;
+            Ok(())
         })
     }
 }

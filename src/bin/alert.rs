@@ -158,6 +158,9 @@ fn run<R: agi_callback::agi::Lookahead, W: Write>(reader: R, writer: W) -> i32 {
     };
     let mut agi = Agi { s, gone: false };
     let arg = |n| env.arg(n).map(|a| String::from_utf8_lossy(a).into_owned());
+    if arg(1).as_deref() == Some("heartbeat") {
+        return heartbeat(&mut agi, &arg(2).unwrap_or_default());
+    }
     let call_id: Option<i64> = arg(1).and_then(|a| a.trim().parse().ok());
     let failed = arg(2).as_deref() == Some("failed");
     let Some(call_id) = call_id else {
@@ -227,6 +230,67 @@ fn run<R: agi_callback::agi::Lookahead, W: Write>(reader: R, writer: W) -> i32 {
         };
     }
     answered(&mut agi, &pager, call_id)
+}
+
+/// `AGI(alert,heartbeat,NAME)`: the heartbeat's timer ran. A ping came
+/// since: the next timer (`ALIVE`); the deadline passed: the alert raised
+/// (`RAISED`); else nothing (`IDLE`). When the database cannot be used,
+/// nothing is raised and a timer due in 60 s is published instead, so the
+/// switch is never lost (`ERROR`).
+fn heartbeat<R: io::BufRead, W: Write>(agi: &mut Agi<R, W>, name: &str) -> i32 {
+    const RETRY: i64 = 60;
+    let cfg = match AlertsConfig::load(&default_path()) {
+        Ok(c) => c,
+        Err(e) => {
+            let m = format!("heartbeat {}: {e}", escape_bytes(name.as_bytes()));
+            log_line(Level::Error, &m);
+            agi.status("ERROR", &m);
+            return 1;
+        }
+    };
+    if !cfg.heartbeats.contains_key(name) {
+        let m = format!(
+            "heartbeat {}: not in the config (removed?): nothing to do",
+            escape_bytes(name.as_bytes())
+        );
+        log_line(Level::Warn, &m);
+        agi.status("IDLE", &m);
+        return 0;
+    }
+    let spool_dir = cfg.spool_dir.clone();
+    let r = Pager::start(cfg).and_then(|(p, finished)| {
+        for e in &finished.failed {
+            log_line(Level::Warn, &format!("still owed: {}", error_chain(e)));
+        }
+        p.heartbeat_timer(name, agi_callback::alert::pager::unix_now())
+    });
+    match r {
+        Ok(v) => {
+            log_line(
+                Level::Info,
+                &format!("heartbeat {name}: timer ran: {}", v.status()),
+            );
+            agi.status(v.status(), &format!("heartbeat {name}: {}", v.status()));
+            0
+        }
+        Err(e) => {
+            let retry = agi_callback::alert::pager::publish_retry_timer(&spool_dir, name, RETRY);
+            let m = format!(
+                "heartbeat {name}: {}; nothing raised; {}",
+                error_chain(&e),
+                match &retry {
+                    Ok(f) => format!("the timer is re-published as {f}, due in {RETRY} s"),
+                    Err(e2) => format!(
+                        "and the timer could not be re-published: {}",
+                        error_chain(e2)
+                    ),
+                }
+            );
+            log_line(Level::Error, &m);
+            agi.status("ERROR", &m);
+            1
+        }
+    }
 }
 
 fn warn_unacked(id: &str) {

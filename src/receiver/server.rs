@@ -226,6 +226,9 @@ pub(super) fn pager_error(e: PagerError, id: Option<String>) -> Reply {
         PagerError::NoRoute(_) => {
             Reply::error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string(), None)
         }
+        PagerError::NotFound { .. } => {
+            Reply::error(StatusCode::NOT_FOUND, e.to_string(), Some("name".into()))
+        }
         // The sender retries: nothing was acknowledged, and the retry
         // finishes what this attempt left owed.
         _ => Reply::error(StatusCode::INTERNAL_SERVER_ERROR, error_chain(&e), None),
@@ -394,6 +397,48 @@ async fn ack(State(app): State<Shared>, Path(id): Path<String>, body: Body) -> R
     }
 }
 
+/// `GET /heartbeats`: every configured heartbeat.
+async fn heartbeats(State(app): State<Shared>) -> Reply {
+    match with_pager(&app, |p| p.heartbeats(unix_now())).await {
+        Err(r) => r,
+        Ok(Err(e)) => pager_error(e, None),
+        Ok(Ok(v)) => Reply::new(StatusCode::OK, json!({ "heartbeats": v }), None, "listed"),
+    }
+}
+
+/// `GET /heartbeats/{name}`.
+async fn heartbeat(State(app): State<Shared>, Path(name): Path<String>) -> Reply {
+    match with_pager(&app, move |p| p.heartbeat(&name, unix_now())).await {
+        Err(r) => r,
+        Ok(Err(e)) => pager_error(e, None),
+        Ok(Ok(v)) => Reply::new(
+            StatusCode::OK,
+            serde_json::to_value(&v).unwrap_or(Value::Null),
+            None,
+            "shown",
+        ),
+    }
+}
+
+/// `POST /heartbeats/{name}`: a ping. Any body (up to the usual limit) is
+/// read and ignored, so Alertmanager's webhook for its `Watchdog` alert
+/// can point straight here.
+async fn ping(State(app): State<Shared>, Path(name): Path<String>, body: Body) -> Reply {
+    if let Err(r) = read_body(body).await {
+        return r;
+    }
+    match with_pager(&app, move |p| p.ping(&name, unix_now())).await {
+        Err(r) => r,
+        Ok(Err(e)) => pager_error(e, None),
+        Ok(Ok(v)) => Reply::new(
+            StatusCode::OK,
+            serde_json::to_value(&v).unwrap_or(Value::Null),
+            None,
+            v.status,
+        ),
+    }
+}
+
 /// 200 when the database and the spool can be written and the spool owes
 /// nothing for 30 s or more; 503 with the reason otherwise.
 async fn healthz(State(app): State<Shared>) -> Reply {
@@ -412,7 +457,12 @@ async fn healthz(State(app): State<Shared>) -> Reply {
 /// Prometheus text format: alert and call totals read from the database
 /// (several processes write it), requests counted here.
 async fn metrics(State(app): State<Shared>) -> Response {
-    let counts = match with_pager(&app, |p| p.counts()).await {
+    let r = with_pager(&app, |p| {
+        p.counts()
+            .and_then(|c| p.heartbeats(unix_now()).map(|h| (c, h)))
+    })
+    .await;
+    let (counts, hbs) = match r {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => return pager_error(e, None).into_response(),
         Err(r) => return r.into_response(),
@@ -422,7 +472,7 @@ async fn metrics(State(app): State<Shared>) -> Response {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    let mut r = (StatusCode::OK, exposition(&counts, &requests)).into_response();
+    let mut r = (StatusCode::OK, exposition(&counts, &hbs, &requests)).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -432,7 +482,11 @@ async fn metrics(State(app): State<Shared>) -> Response {
 
 /// The metrics text: each family's `HELP` and `TYPE` right before its
 /// samples. Every `_total` is a counter that never goes down.
-pub fn exposition(c: &Counts, requests: &BTreeMap<(String, u16), u64>) -> String {
+pub fn exposition(
+    c: &Counts,
+    hbs: &[crate::alert::pager::HeartbeatView],
+    requests: &BTreeMap<(String, u16), u64>,
+) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, String)]| {
@@ -500,6 +554,61 @@ pub fn exposition(c: &Counts, requests: &BTreeMap<(String, u16), u64>) -> String
         "Planned calls by their outcome now (scheduled ones move on).",
         &calls,
     );
+    use crate::heartbeat::HbState;
+    let states = [
+        HbState::NeverPinged,
+        HbState::Healthy,
+        HbState::Expired,
+        HbState::Paused,
+    ];
+    let by_state: Vec<(String, String)> = states
+        .iter()
+        .map(|s| {
+            let n = hbs.iter().filter(|h| h.state == *s).count();
+            (format!("{{state=\"{s}\"}}"), n.to_string())
+        })
+        .collect();
+    family(
+        "autodial_heartbeats",
+        "gauge",
+        "Configured heartbeats by state (never_pinged ones are not armed).",
+        &by_state,
+    );
+    let each: Vec<(String, String)> = hbs
+        .iter()
+        .flat_map(|h| {
+            states.iter().map(move |s| {
+                (
+                    format!("{{name=\"{}\",state=\"{s}\"}}", label(&h.name)),
+                    u8::from(h.state == *s).to_string(),
+                )
+            })
+        })
+        .collect();
+    // (a family without samples is left out: parsers take it for a typo)
+    if !each.is_empty() {
+        family(
+            "autodial_heartbeat_state",
+            "gauge",
+            "1 for each heartbeat's state, 0 for the others.",
+            &each,
+        );
+    }
+    let since: Vec<(String, String)> = hbs
+        .iter()
+        .filter_map(|h| {
+            h.seconds_since_ping
+                .map(|s| (format!("{{name=\"{}\"}}", label(&h.name)), s.to_string()))
+        })
+        .collect();
+    if !since.is_empty() {
+        family(
+            "autodial_heartbeat_seconds_since_ping",
+            "gauge",
+            "Seconds since each heartbeat's last ping (absent: never pinged).",
+            &since,
+        );
+    }
     let reqs: Vec<(String, String)> = requests
         .iter()
         .map(|((path, status), n)| {
@@ -684,6 +793,8 @@ pub fn router(pager: Arc<Pager>, token: Option<Vec<u8>>) -> Router {
         .route("/alerts", get(list).post(generic))
         .route("/alerts/{id}", get(show))
         .route("/alerts/{id}/ack", post(ack))
+        .route("/heartbeats", get(heartbeats))
+        .route("/heartbeats/{name}", get(heartbeat).post(ping))
         .route("/oncall", get(oncall_api::now))
         .route("/oncall/overrides", get(oncall_api::list_overrides))
         .route(
@@ -746,13 +857,16 @@ pub fn reload(p: &Pager, path: &std::path::Path) {
     replan(p);
 }
 
-async fn terminated() {
+/// Waits for SIGTERM (`term`, registered before the listener is bound, so
+/// a SIGTERM at any moment after that stops the server gracefully) or
+/// Ctrl-C.
+async fn terminated(term: Option<tokio::signal::unix::Signal>) {
     let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
+        match term {
+            Some(mut s) => {
                 s.recv().await;
             }
-            Err(_) => std::future::pending::<()>().await,
+            None => std::future::pending::<()>().await,
         }
     };
     tokio::select! {
@@ -796,6 +910,11 @@ pub fn serve(opts: Options) -> Result<(), String> {
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let p2 = pager.clone();
     let r = rt.block_on(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        // the handlers first: a signal once we listen is never the default
+        // action (which would kill the process mid-request)
+        let term = signal(SignalKind::terminate()).ok();
+        let hup = signal(SignalKind::hangup()).ok();
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", opts.listen))?;
@@ -816,9 +935,7 @@ pub fn serve(opts: Options) -> Result<(), String> {
         let p = pager.clone();
         let path = opts.config_path.clone();
         tokio::spawn(async move {
-            let Ok(mut hup) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            else {
+            let Some(mut hup) = hup else {
                 return;
             };
             while hup.recv().await.is_some() {
@@ -848,7 +965,7 @@ pub fn serve(opts: Options) -> Result<(), String> {
         http.timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(HEADER_TIMEOUT)
             .keep_alive(true);
-        let stop = terminated();
+        let stop = terminated(term);
         tokio::pin!(stop);
         loop {
             let permit = tokio::select! {
@@ -915,7 +1032,19 @@ mod tests {
         };
         let mut req = BTreeMap::new();
         req.insert(("/healthz".to_string(), 200u16), 4u64);
-        let text = exposition(&c, &req);
+        let hbs = [crate::alert::pager::HeartbeatView {
+            name: "prom".into(),
+            state: crate::heartbeat::HbState::Healthy,
+            timeout_seconds: 300,
+            last_ping: Some(1000),
+            seconds_since_ping: Some(12),
+            deadline: Some(1300),
+            timer_file: None,
+            timer: "pending",
+        }];
+        let text = exposition(&c, &hbs, &req);
+        assert!(text.contains("autodial_heartbeat_state{name=\"prom\",state=\"healthy\"} 1"));
+        assert!(text.contains("autodial_heartbeat_seconds_since_ping{name=\"prom\"} 12"));
         let mut typed: Option<String> = None;
         let mut helped: Option<String> = None;
         let mut families = 0;
@@ -937,7 +1066,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(families, 9);
+        assert_eq!(families, 12);
         assert!(text.contains("autodial_ack_seconds_bucket{le=\"60\"} 1\n"));
         assert!(text.contains("autodial_calls{outcome=\"scheduled\"} 2\n"));
     }

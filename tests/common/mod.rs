@@ -111,3 +111,55 @@ pub fn pipe(cmd: &mut Command, input: &[u8]) -> std::io::Result<Output> {
     let _ = child.stdin.take().unwrap().write_all(input);
     child.wait_with_output()
 }
+
+/// `autodial serve` on a free loopback port with `config` and the bearer
+/// token `token`, its log in `dir/serve.log`; killed when dropped.
+#[allow(dead_code)]
+pub struct Serve {
+    pub port: u16,
+    pub child: std::process::Child,
+    pub log: std::path::PathBuf,
+}
+
+#[allow(dead_code)]
+impl Serve {
+    pub fn start(config: &Path, dir: &Path, token: &str) -> Serve {
+        fs::write(dir.join("token"), token).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = dir.join("serve.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_autodial"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--config")
+            .arg(config)
+            .arg("--token-file")
+            .arg(dir.join("token"))
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let t = std::time::Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Serve { port, child, log }
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -177,7 +177,12 @@ cat >"$ROOT/etc/asterisk/alerts.json" <<'EOF'
     "c2303": {"number": "2303"}, "c2402": {"number": "2402"},
     "c2109": {"number": "2109"}, "c2110": {"number": "2110"},
     "c2111": {"number": "2111"}, "c2112": {"number": "2112"},
-    "c2304": {"number": "2304"}
+    "c2304": {"number": "2304"}, "c2202": {"number": "2202"},
+    "c2114": {"number": "2114"}
+  },
+  "heartbeats": {
+    "e2ehb": {"timeout_seconds": 10, "chain": "s11",
+              "text": "The end to end heartbeat has stopped."}
   },
   "schedules": {
     "e2eoc": {"time_zone": "Europe/Moscow",
@@ -195,6 +200,7 @@ cat >"$ROOT/etc/asterisk/alerts.json" <<'EOF'
     "s6": {"steps": [{"contacts": ["c2107", "c2108"]}]},
     "s8": {"steps": [{"contacts": ["c2303"]}, {"contacts": ["c2402"], "after_seconds": 5}]},
     "s9": {"steps": [{"schedules": ["e2eoc"]}]},
+    "s11": {"steps": [{"contacts": ["c2202"]}, {"contacts": ["c2114"], "after_seconds": 40}]},
     "s10": {"steps": [{"schedules": ["e2eov"]}, {"schedules": ["e2eov"], "after_seconds": 12}]},
     "amdb": {"steps": [{"contacts": ["c2109"]}]},
     "amops": {"steps": [{"contacts": ["c2110"], "after_seconds": 20}]}
@@ -662,6 +668,78 @@ if [ "$serve_rc" = 0 ] && grep -q "POST /alertmanager 200 id=$dbid outcome=dupli
 else
     fail "serve: exit $serve_rc after SIGTERM"; cat "$WORK/serve.log"
 fi
+
+# --- heartbeats (issue 19): the spool is the timer -------------------------
+# A receiver of its own (port 9096) takes the pings; stopping it stops them.
+chroot "$ROOT" "$CHROOT_AUTODIAL" serve --listen 127.0.0.1:9096 \
+    --token-file /etc/asterisk/autodial-serve.token 2>"$WORK/serve-hb.log" &
+HB_PID=$!
+for _ in $(seq 1 100); do
+    curl -fsS http://127.0.0.1:9096/healthz >/dev/null 2>&1 && break
+    sleep 0.1
+done
+hbping() { curl -sS -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer e2e-token-$$" \
+    --data-binary "@$AM/01-firing-group-two-alerts.json" http://127.0.0.1:9096/heartbeats/e2ehb; }
+hbrun() { grep -c "Heartbeat e2ehb: $1" "$LOG" || true; }
+codes=""
+for _ in $(seq 1 20); do codes="$codes $(hbping)"; sleep 1; done
+alive=$(hbrun ALIVE)
+rang_while_pinged=$(called 2202)
+kill -TERM "$HB_PID" 2>/dev/null || true
+wait "$HB_PID" || true
+t_stop=$SECONDS
+if [ "$codes" = "$(printf ' 200%.0s' $(seq 1 20))" ] && [ "$alive" -ge 1 ] && [ "$rang_while_pinged" = 0 ] \
+    && [ "$(hbrun RAISED)" = 0 ]; then
+    pass "heartbeat 1: pinged every second for 20 s over HTTP: the timer ran $alive time(s), ALIVE, nobody rang"
+else
+    fail "heartbeat 1: codes=$codes alive=$alive rang=$rang_while_pinged raised=$(hbrun RAISED)"
+fi
+# pings stopped (the receiver is down): within timeout + 5 s the phone rings
+# and hears the heartbeat's text
+if wait_for "$LOG" "Executing \[2202@alert-phones:1\]" 15; then
+    t_ring=$((SECONDS - t_stop))
+else
+    t_ring=none
+fi
+wait_for "$LOG" "<Local/2202@alert-phones-[0-9a-f]+;1> Playing '/var/lib/asterisk/autodial/sounds/[0-9a-f]{16}\." 10 || true
+heard=$(grep -cE "<Local/2202@alert-phones-[0-9a-f]+;1> Playing '/var/lib/asterisk/autodial/sounds/[0-9a-f]{16}\." "$LOG" || true)
+if [ "$t_ring" != none ] && [ "$t_ring" -le 15 ] && [ "$(hbrun RAISED)" = 1 ] && [ "$heard" -ge 1 ] \
+    && [ "$(field hb-e2ehb text)" = "The end to end heartbeat has stopped." ]; then
+    pass "heartbeat 2: pings stopped with the receiver down: RAISED, 2202 rang ${t_ring} s later and heard the rendered text"
+else
+    fail "heartbeat 2: ring after ${t_ring} s, RAISED=$(hbrun RAISED), heard=$heard"; grep -i heartbeat "$ALOG" | tail -5
+fi
+# a ping resolves the alert and removes its pending call (the second step)
+adial heartbeat ping e2ehb >"$WORK/hb-ping.out" 2>&1 || true
+t_ping=$SECONDS
+if [ "$(field hb-e2ehb state)" = resolved ] && [ "$(outcome hb-e2ehb c2114)" = cancelled ] \
+    && ! compgen -G "$SPOOL/outgoing/alert-hb-e2ehb-e1-r0-s1-*" >/dev/null \
+    && grep -q recovered "$WORK/hb-ping.out"; then
+    pass "heartbeat 3: a ping resolved hb-e2ehb and removed its pending call"
+else
+    fail "heartbeat 3: state=$(field hb-e2ehb state) 2114=$(outcome hb-e2ehb c2114)"; cat "$WORK/hb-ping.out"
+fi
+# Asterisk restarted while the heartbeat is armed: it still fires at the
+# deadline (the spool is read again at start)
+ast "core stop now" >/dev/null 2>&1 || true
+wait "$AST_PID" 2>/dev/null || true
+chroot "$ROOT" asterisk -U asterisk -G asterisk -f -n >>"$WORK/asterisk.out" 2>&1 &
+AST_PID=$!
+for _ in $(seq 1 100); do
+    ast "core show version" >/dev/null 2>&1 && break
+    sleep 0.2
+done
+t_fire=none
+for _ in $(seq 1 100); do
+    if [ "$(hbrun RAISED)" -ge 2 ]; then t_fire=$((SECONDS - t_ping)); break; fi
+    sleep 0.3
+done
+if [ "$t_fire" != none ] && [ "$t_fire" -ge 9 ] && [ "$t_fire" -le 20 ] && [ "$(field hb-e2ehb episode)" = 2 ]; then
+    pass "heartbeat 4: Asterisk restarted while armed: the timer still fired ${t_fire} s after the last ping (episode 2 raised)"
+else
+    fail "heartbeat 4: fired after ${t_fire} s, RAISED=$(hbrun RAISED), episode=$(field hb-e2ehb episode)"
+fi
+adial heartbeat ping e2ehb >/dev/null 2>&1 || true
 
 # --- the package: remove keeps the conffiles, purge leaves nothing of ours --
 if [ -n "${E2E_DEB:-}" ]; then

@@ -3,6 +3,7 @@
 
 mod alert;
 mod docs;
+mod heartbeat;
 mod oncall;
 
 use std::io::Read;
@@ -84,6 +85,10 @@ enum Cmd {
     /// overrides
     #[command(after_help = oncall::AFTER_HELP)]
     Oncall(oncall::OncallArgs),
+    /// Heartbeats: a phone call when the monitoring itself goes silent
+    /// (ping, list, pause, resume)
+    #[command(after_help = heartbeat::AFTER_HELP)]
+    Heartbeat(heartbeat::HeartbeatArgs),
     /// Receive webhooks (Alertmanager, Grafana, scripts) and page people
     /// by phone: a long-running HTTP/1.1 service
     #[command(after_help = SERVE_HELP)]
@@ -112,6 +117,9 @@ Endpoints: POST /alertmanager (webhook version 4), POST /grafana, POST
 GET /alerts/{id}, POST /alerts/{id}/ack, GET /healthz, GET /metrics.
 
 On call: GET /oncall, GET /oncall/{schedule}/shifts?from&to&contact,
+Heartbeats: POST /heartbeats/{name} (a ping; any body), GET /heartbeats,
+GET /heartbeats/{name}.
+
 GET /oncall/overrides, POST /oncall/{schedule}/overrides
 ({\"contact\", \"from\", \"to\"}), DELETE /oncall/overrides/{id}, and the
 iCalendar feeds GET /oncall/{schedule}.ics and /oncall/contacts/{name}.ics
@@ -316,6 +324,7 @@ fn main() -> ExitCode {
         Cmd::Cancel { names, json } => cancel(&spool, &names, json),
         Cmd::Alert(a) => alert::run(a),
         Cmd::Oncall(a) => oncall::run(a),
+        Cmd::Heartbeat(a) => heartbeat::run(a),
         Cmd::Serve(a) => serve(a),
         Cmd::GenerateDocs { dir } => match docs::generate(&dir) {
             Ok(()) => 0,
