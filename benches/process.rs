@@ -196,9 +196,10 @@ fn main() {
     };
     let input = env_block("89105647899");
     // BENCH_ONLY=oncall: only the on-call table (the rest takes minutes)
-    if std::env::var("BENCH_ONLY").as_deref() == Ok("oncall") {
-        oncall(&base, &target, n);
-        return;
+    match std::env::var("BENCH_ONLY").as_deref() {
+        Ok("oncall") => return oncall(&base, &target, n),
+        Ok("heartbeat") => return heartbeats(&base, &target, &floor, n),
+        _ => {}
     }
 
     println!("| what | median ms | p90 ms | peak RSS KiB | runs |");
@@ -450,6 +451,7 @@ fn main() {
     );
     alerts(&base, &target, &triple, &floor, n);
     oncall(&base, &target, n);
+    heartbeats(&base, &target, &floor, n);
     let _ = fs::remove_dir_all(&base);
 }
 
@@ -755,4 +757,89 @@ fn oncall(base: &Path, target: &Path, n: usize) {
         );
     }
     println!("\nshifts of a year: {pieces} merged pieces");
+}
+
+/// Heartbeats: `autodial heartbeat ping` (a database write), and one run of
+/// the timer (`AGI(alert,heartbeat,NAME)`) that finds a later deadline and
+/// arms the next timer (a call file), against the floor.
+fn heartbeats(base: &Path, target: &Path, floor: &Path, n: usize) {
+    let autodial = target.join("release/autodial");
+    let alert = target.join("release/alert");
+    let dir = base.join("heartbeats");
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(dir.join("spool/outgoing")).unwrap();
+    fs::create_dir_all(dir.join("spool/tmp")).unwrap();
+    let cfg = dir.join("alerts.json");
+    fs::write(
+        &cfg,
+        format!(
+            r#"{{"call": {{"channel": "PJSIP/{{number}}@sip-provider"}},
+            "contacts": {{"a": {{"number": "1001"}}}},
+            "chains": {{"ops": {{"steps": [{{"contacts": ["a"]}}]}}}},
+            "heartbeats": {{"prom": {{"timeout_seconds": 300, "chain": "ops", "text": "x"}}}},
+            "speech": {{"engine": "none"}},
+            "state_dir": "{d}/state", "spool_dir": "{d}/spool"}}"#,
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    let ping = || {
+        let mut c = Command::new(&autodial);
+        c.env("AUTODIAL_ALERTS", &cfg)
+            .args(["heartbeat", "ping", "prom"]);
+        c
+    };
+    run_once(&mut ping(), b"", 0);
+    let env = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/asterisk-22.10/alert-flow/answered-ack.env.txt"
+    ))
+    .unwrap();
+    let mut block: String = env
+        .lines()
+        .filter(|l| !l.starts_with("agi_arg_") && !l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    block.push_str("agi_arg_1: heartbeat\nagi_arg_2: prom\n\n200 result=1\n200 result=1\n");
+    let (mut fl, mut pings, mut runs) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..n {
+        fl.push(run_once(&mut Command::new(floor), block.as_bytes(), 0));
+        pings.push(run_once(&mut ping(), b"", 0));
+        // the timer that ran is Asterisk's to delete: as it would
+        for e in fs::read_dir(dir.join("spool/outgoing")).unwrap() {
+            let _ = fs::remove_file(e.unwrap().path());
+        }
+        // its file due now, the deadline later (a ping came): ALIVE
+        {
+            let mut s = agi_callback::alert::store::Store::open(&dir.join("state")).unwrap();
+            s.heartbeat_update("prom", |h| {
+                let mut h = h.clone();
+                h.timer = h.timer.take().map(|(f, _)| (f, 0));
+                (h, ())
+            })
+            .unwrap();
+        }
+        let mut agi = Command::new(&alert);
+        agi.env("AUTODIAL_ALERTS", &cfg)
+            .env("AST_AGI_DIR", "/usr/share/asterisk/agi-bin")
+            .env("AST_LOG_DIR", &dir)
+            .args(["heartbeat", "prom"]);
+        runs.push(run_once(&mut agi, block.as_bytes(), 0));
+    }
+    println!();
+    println!("| what | median ms | p90 ms | peak RSS KiB | runs |");
+    println!("|---|---|---|---|---|");
+    for (what, s) in [
+        ("floor: C program reading the env block", stats(fl)),
+        ("autodial heartbeat ping (a database write)", stats(pings)),
+        (
+            "alert AGI, heartbeat timer run: ALIVE, the next timer published",
+            stats(runs),
+        ),
+    ] {
+        println!(
+            "| {what} | {:.3} | {:.3} | {} | {n} |",
+            s.median_ms, s.p90_ms, s.rss_kib
+        );
+    }
 }

@@ -322,6 +322,17 @@ fn pause_and_resume() {
     );
     assert!(mtime(&pbx.path("spool/outgoing/heartbeat-prom-2.call")) >= t + 300);
     pbx.ok(4, &["heartbeat", "pause", "nope"]);
+    // pausing an expired heartbeat resolves its alert (the silence is
+    // known; once resumed, no ping would)
+    pbx.set_deadline("backup", now() - 1);
+    assert_eq!(pbx.timer_run("backup"), (0, "RAISED".into()));
+    assert_eq!(pbx.alert("hb-backup")["state"], "firing");
+    pbx.ok(0, &["heartbeat", "pause", "backup"]);
+    assert_eq!(pbx.alert("hb-backup")["state"], "resolved");
+    assert!(!pbx
+        .outgoing()
+        .iter()
+        .any(|f| f.starts_with("alert-hb-backup")));
 }
 
 #[test]

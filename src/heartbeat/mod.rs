@@ -221,10 +221,15 @@ pub fn timer_run(hb: &Hb, name: &str, now: i64) -> (Hb, Verdict) {
     }
 }
 
-/// Pause: no pages, no pings needed; the timer is removed. (An alert
-/// already raised stays as it is.)
+/// Pause: no pages, no pings needed; the timer is removed. An expired
+/// heartbeat's alert is resolved (pausing says the silence is known; a
+/// resumed heartbeat is healthy, so no later ping would resolve it).
 pub fn pause(hb: &Hb) -> Hb {
     let mut h = hb.clone();
+    if h.state == HbState::Expired {
+        h.resolve_owed = true;
+        h.raise_owed = false;
+    }
     h.state = HbState::Paused;
     h.deadline = None;
     h.disarm();
@@ -377,5 +382,135 @@ mod tests {
         assert!(!is_timer_of("prom", "heartbeat-prometheus-1.call"));
         assert!(crate::callfile::spool::valid_name(&timer_file("a-b_c", 7)));
         assert_eq!(alert_id("backup"), "hb-backup");
+    }
+
+    /// A world: the clock, Asterisk's spool (pending timer files, each
+    /// run at its due time and then deleted, as Asterisk does), and the
+    /// pager carrying out what each transition owes. Random pings, pauses,
+    /// resumes, timers removed by hand, and time passing: while armed
+    /// exactly one timer is pending and due no later than the deadline; an
+    /// expiry pages exactly once and never before the deadline; a
+    /// heartbeat left without pings always ends up paging.
+    #[test]
+    fn in_any_order_of_events_the_switch_holds() {
+        use proptest::prelude::*;
+        #[derive(Debug, Clone)]
+        enum Ev {
+            Ping(i64),
+            Wait(i64),
+            Pause,
+            Resume,
+            Lose,
+        }
+        let ev = prop_oneof![
+            4 => (1i64..400).prop_map(Ev::Ping),
+            4 => (1i64..900).prop_map(Ev::Wait),
+            1 => Just(Ev::Pause),
+            1 => Just(Ev::Resume),
+            1 => Just(Ev::Lose),
+        ];
+        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+            cases: 400,
+            ..ProptestConfig::default()
+        });
+        runner
+            .run(&proptest::collection::vec(ev, 1..60), |evs| {
+                let mut now = 1_000_000i64;
+                let mut h = Hb::default();
+                let mut spool: Vec<(String, i64)> = Vec::new();
+                let (mut raises, mut expiries) = (0, 0);
+                // the pager: publish, remove, raise, resolve
+                let settle = |h: &mut Hb, spool: &mut Vec<(String, i64)>, raises: &mut i32| {
+                    if let (Some((f, at)), false) = (&h.timer, h.timer_published) {
+                        spool.push((f.clone(), *at));
+                        h.timer_published = true;
+                    }
+                    spool.retain(|(f, _)| !h.remove.contains(f));
+                    h.remove.clear();
+                    if h.raise_owed {
+                        *raises += 1;
+                        h.raise_owed = false;
+                    }
+                    h.resolve_owed = false;
+                };
+                for e in evs {
+                    match e {
+                        Ev::Ping(dt) | Ev::Wait(dt) => {
+                            // time passes: Asterisk runs every timer due
+                            let until = now + dt;
+                            loop {
+                                spool.sort_by_key(|(_, at)| *at);
+                                match spool.first().cloned() {
+                                    Some((f, at)) if at <= until => {
+                                        now = now.max(at);
+                                        spool.retain(|(g, _)| *g != f);
+                                        let before = h.clone();
+                                        let (n, v) = timer_run(&h, "p", now);
+                                        h = n;
+                                        if v == Verdict::Raised {
+                                            expiries += 1;
+                                            let d = before.deadline.unwrap();
+                                            prop_assert!(now >= d, "paged before the deadline");
+                                            prop_assert!(now - d <= 0, "paged late: {now} > {d}");
+                                        }
+                                        settle(&mut h, &mut spool, &mut raises);
+                                    }
+                                    _ => break,
+                                }
+                            }
+                            now = until;
+                            if let Ev::Ping(_) = e {
+                                let present = h
+                                    .timer
+                                    .as_ref()
+                                    .is_some_and(|(f, _)| spool.iter().any(|(g, _)| g == f));
+                                h = ping(&h, "p", T, now, present);
+                                settle(&mut h, &mut spool, &mut raises);
+                            }
+                        }
+                        Ev::Pause => {
+                            h = pause(&h);
+                            settle(&mut h, &mut spool, &mut raises);
+                        }
+                        Ev::Resume => {
+                            h = resume(&h, "p", T, now);
+                            settle(&mut h, &mut spool, &mut raises);
+                        }
+                        Ev::Lose => {
+                            // removed by hand; the next command puts it back
+                            spool.clear();
+                            if h.armed() {
+                                h = repair(&h, "p", now);
+                            }
+                            settle(&mut h, &mut spool, &mut raises);
+                        }
+                    }
+                    prop_assert_eq!(raises, expiries, "one page per expiry");
+                    if h.armed() {
+                        let (f, at) = h.timer.clone().unwrap();
+                        prop_assert_eq!(spool.len(), 1, "one timer pending: {:?}", spool);
+                        prop_assert_eq!(&spool[0].0, &f);
+                        prop_assert!(at <= h.deadline.unwrap(), "due after the deadline");
+                    } else {
+                        prop_assert!(spool.is_empty(), "a timer left behind: {:?}", spool);
+                    }
+                }
+                // silence from now on: an armed heartbeat always pages
+                if h.armed() {
+                    let (_, at) = h.timer.clone().unwrap();
+                    let mut t = at;
+                    for _ in 0..3 {
+                        let (n, v) = timer_run(&h, "p", t);
+                        h = n;
+                        if v == Verdict::Raised {
+                            break;
+                        }
+                        t = h.timer.clone().unwrap().1;
+                    }
+                    prop_assert_eq!(h.state, HbState::Expired);
+                }
+                Ok(())
+            })
+            .unwrap();
     }
 }

@@ -680,7 +680,7 @@ for _ in $(seq 1 100); do
 done
 hbping() { curl -sS -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer e2e-token-$$" \
     --data-binary "@$AM/01-firing-group-two-alerts.json" http://127.0.0.1:9096/heartbeats/e2ehb; }
-hbrun() { grep -c "Heartbeat e2ehb: $1" "$LOG" || true; }
+hbrun() { grep -c "app_verbose.c: Heartbeat e2ehb: $1" "$LOG" || true; }
 codes=""
 for _ in $(seq 1 20); do codes="$codes $(hbping)"; sleep 1; done
 alive=$(hbrun ALIVE)
