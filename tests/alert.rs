@@ -227,6 +227,9 @@ fn exit_codes_and_idempotent_ack_and_resolve() {
     let o = pbx.cli(&["ack", "a", "--by", "ops-bot"]);
     assert_eq!(o.status.code(), Some(0), "{}", err(&o));
     assert!(pbx.outgoing().is_empty());
+    assert_eq!(pbx.show("a")["acked_via"], "cli");
+    assert!(out(&pbx.cli(&["show", "a"])).contains("acked by:    ops-bot at "));
+    assert!(out(&pbx.cli(&["show", "a"])).contains("(via cli)"));
     let o = pbx.cli(&["ack", "a", "--json"]);
     assert_eq!(o.status.code(), Some(0));
     let j: Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -292,6 +295,7 @@ fn the_first_contact_acks_and_the_rest_are_cancelled() {
     let v = pbx.show("disk-db1");
     assert_eq!(v["state"], "acked");
     assert_eq!(v["acked_by"], "ivan");
+    assert_eq!(v["acked_via"], "call");
     assert!(v["acked_at"].is_string());
     let c = calls(&v);
     assert_eq!(c[0].3, "answered_acked");

@@ -225,8 +225,12 @@ fn grafana_generic_list_show_ack_health_and_metrics() {
     assert_eq!((st, v["status"].as_str()), (200, Some("acked")), "{v}");
     let (_, v) = s.get("/alerts/zbx-42");
     assert_eq!(
-        (v["state"].as_str(), v["acked_by"].as_str()),
-        (Some("acked"), Some("chat-bot"))
+        (
+            v["state"].as_str(),
+            v["acked_by"].as_str(),
+            v["acked_via"].as_str()
+        ),
+        (Some("acked"), Some("chat-bot"), Some("http"))
     );
     assert_eq!(s.post("/alerts/zbx-42/ack", b"").1["status"], "duplicate");
     assert_eq!(s.post("/alerts/nope/ack", b"").0, 404);

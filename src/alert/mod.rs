@@ -143,6 +143,48 @@ impl fmt::Display for AlertState {
     }
 }
 
+/// How an acknowledgement came in: a key press on an alert `call`, the
+/// alert `line` (a call in), the command line (`cli`), the HTTP API
+/// (`http`), the status page (`web`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    Call,
+    Line,
+    Cli,
+    Http,
+    Web,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Call => "call",
+            Via::Line => "line",
+            Via::Cli => "cli",
+            Via::Http => "http",
+            Via::Web => "web",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Via> {
+        Some(match s {
+            "call" => Via::Call,
+            "line" => Via::Line,
+            "cli" => Via::Cli,
+            "http" => Via::Http,
+            "web" => Via::Web,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Via {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What became of one planned call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]

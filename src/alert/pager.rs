@@ -870,9 +870,9 @@ impl Pager {
 
     /// Acknowledges from outside a call; the calls still pending are
     /// removed before it answers. `None` for an unknown id.
-    pub fn ack(&self, id: &str, by: &str) -> Result<Option<Change>, PagerError> {
+    pub fn ack(&self, id: &str, by: &str, via: super::Via) -> Result<Option<Change>, PagerError> {
         let _work = self.changes.enter(None);
-        let c = self.write(|s| s.ack(id, by))?;
+        let c = self.write(|s| s.ack(id, by, via))?;
         if c.is_some() {
             self.sync(id)?;
         }

@@ -385,7 +385,7 @@ async fn ack(State(app): State<Shared>, Path(id): Path<String>, body: Body) -> R
     }
     let key = id.clone();
     match with_pager(&app, move |p| {
-        p.ack(&key, &by)
+        p.ack(&key, &by, crate::alert::Via::Http)
             .map(|c| (c.is_some(), Report::of_change("acked", &key, &c)))
     })
     .await
@@ -855,6 +855,10 @@ pub fn reload(p: &Pager, path: &std::path::Path) {
     }
     log::info!("reloaded {}", path.display());
     replan(p);
+    // heartbeats gone from the config are disarmed now, new ones listed
+    for e in p.settle_heartbeats(unix_now()) {
+        log::warn!("heartbeats: {}", error_chain(&e));
+    }
 }
 
 /// Waits for SIGTERM (`term`, registered before the listener is bound, so

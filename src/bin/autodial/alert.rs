@@ -241,7 +241,7 @@ fn raise(p: &Pager, r: &RaiseRequest, as_json: bool) -> u8 {
 fn change(p: &Pager, id: &str, by: Option<&str>, as_json: bool) -> u8 {
     let what = if by.is_some() { "acked" } else { "resolved" };
     let r = match by {
-        Some(by) => p.ack(id, by),
+        Some(by) => p.ack(id, by, agi_callback::alert::Via::Cli),
         None => p.resolve(id),
     };
     let c = match r {
@@ -342,9 +342,12 @@ fn show(p: &Pager, id: &str, as_json: bool) -> u8 {
     println!("raised at:   {}", shown(Some(a.raised_at)));
     if let Some(b) = &a.acked_by {
         println!(
-            "acked by:    {} at {}",
+            "acked by:    {} at {}{}",
             escape_bytes(b.as_bytes()),
-            shown(a.acked_at)
+            shown(a.acked_at),
+            a.acked_via
+                .map(|v| format!(" (via {v})"))
+                .unwrap_or_default()
         );
     }
     if a.resolved_at.is_some() {
