@@ -5,6 +5,7 @@
 //! `--from`) everywhere else.
 
 mod common;
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -806,5 +807,91 @@ fn the_receiver_serves_oncall_overrides_and_feeds_and_reloads_on_sighup() {
             .contains(&"alert-h1-e1-r0-s1-olga.v3.call".to_string()),
         "{:?}",
         pbx.outgoing()
+    );
+}
+
+/// The on-call line's AGI run on a captured env block: the variables it
+/// sets (name -> value).
+fn line(pbx: &Pbx, schedule: &str) -> (i32, BTreeMap<String, String>) {
+    let out = common::alert_agi(
+        &pbx.path("alerts.json"),
+        pbx.dir.path(),
+        "answered-ack",
+        &["oncall", schedule],
+        &"200 result=1\n".repeat(8),
+    );
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    let vars = said
+        .lines()
+        .filter_map(|l| l.strip_prefix("SET VARIABLE "))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('"').to_string()))
+        .collect();
+    (out.status.code().unwrap(), vars)
+}
+
+#[test]
+fn the_on_call_line_dials_who_is_on_call_then_the_next() {
+    let t0 = now();
+    let pbx = Pbx::new(
+        &format!(
+            r#"{{"rota": {{"time_zone": "UTC", "layers": [
+                {{"name": "base", "contacts": ["petr"], "shift": "1w", "start": "{}"}}],
+                "fallback": ["boss"]}},
+              "later": {{"time_zone": "UTC", "layers": [
+                {{"name": "base", "contacts": ["petr"], "shift": "1w", "start": "{}"}}]}}}}"#,
+            z(t0 - 86_400),
+            z(t0 + 86_400)
+        ),
+        r#"{"page": {"steps": [{"schedules": ["rota"]}]}}"#,
+    );
+    let (code, v) = line(&pbx, "rota");
+    assert_eq!(code, 0);
+    assert_eq!(v["ONCALL_STATUS"], "OK");
+    assert_eq!(v["ONCALL_NAME"], "petr");
+    assert_eq!(v["ONCALL_NUMBER"], "1002");
+    assert_eq!(v["ONCALL_DIAL"], "Local/1002@alert-phones");
+    assert_eq!(
+        v["ONCALL_NEXT_DIAL"], "Local/1004@alert-phones",
+        "the fallback next"
+    );
+    // olga covers: she is dialled first, the layer's petr next
+    pbx.ok(
+        0,
+        &[
+            "oncall",
+            "override",
+            "add",
+            "--schedule",
+            "rota",
+            "--contact",
+            "olga",
+            "--from",
+            &z(t0 - 60),
+            "--to",
+            &z(t0 + 3600),
+        ],
+    );
+    let (_, v) = line(&pbx, "rota");
+    assert_eq!(
+        (v["ONCALL_NAME"].as_str(), v["ONCALL_NEXT_DIAL"].as_str()),
+        ("olga", "Local/1002@alert-phones")
+    );
+    // nobody on call, and nobody next
+    let (code, v) = line(&pbx, "later");
+    assert_eq!(
+        (
+            code,
+            v["ONCALL_STATUS"].as_str(),
+            v["ONCALL_NEXT_DIAL"].as_str()
+        ),
+        (0, "NOBODY", "")
+    );
+    let (code, v) = line(&pbx, "nope");
+    assert_eq!((code, v["ONCALL_STATUS"].as_str()), (1, "UNKNOWN_SCHEDULE"));
+    let log = fs::read_to_string(pbx.path("autodial-alert.log")).unwrap();
+    assert!(
+        log.contains("on-call line rota: olga (override 1), next petr"),
+        "{log}"
     );
 }

@@ -32,6 +32,11 @@ A heartbeat's timer (see `autodial heartbeat`) runs it as
 in [autodial-heartbeat]: it arms the next timer (ALIVE), raises the alert
 hb-NAME when the deadline passed (RAISED), or does nothing (IDLE).
 
+The on-call line runs it as
+    AGI(alert,oncall,SCHEDULE)
+and dials what it sets: ONCALL_NAME, ONCALL_NUMBER, ONCALL_DIAL,
+ONCALL_NEXT_DIAL, ONCALL_STATUS (OK, NOBODY, UNKNOWN_SCHEDULE, ERROR).
+
 Config: $AUTODIAL_ALERTS, else $AST_CONFIG_DIR/alerts.json, else
 /etc/asterisk/alerts.json. Log: $AST_LOG_DIR/autodial-alert.log.
 

@@ -41,7 +41,9 @@ use crate::speech::{self, Phrase};
 mod heartbeat;
 mod oncall;
 pub use heartbeat::{publish_retry_timer, timer_call_file, HeartbeatView, Ping, HEARTBEAT_CONTEXT};
-pub use oncall::{on_call, OverrideChange, ReplanReport, MAX_OVERRIDE, REPLAN_MARGIN};
+pub use oncall::{
+    on_call, LineRoute, OverrideChange, Reach, ReplanReport, MAX_OVERRIDE, REPLAN_MARGIN,
+};
 
 pub use crate::callfile::spool::STALE_STAGING;
 /// Health is bad while the spool has owed an alert something this long.

@@ -85,7 +85,12 @@ impl<R: io::BufRead, W: Write> Agi<R, W> {
     }
 
     fn status(&mut self, status: &str, say: &str) {
-        if let Ok(c) = Command::set_variable(b"ALERT_STATUS", status.as_bytes()) {
+        self.status_word("ALERT_STATUS", status, say)
+    }
+
+    /// Sets `var` to `status` and says `say` in Asterisk's log.
+    fn status_word(&mut self, var: &str, status: &str, say: &str) {
+        if let Ok(c) = Command::set_variable(var.as_bytes(), status.as_bytes()) {
             let _ = self.s.send(&c);
         }
         if let Ok(c) = Command::verbose(format!("alert: {say}").as_bytes(), 1) {
@@ -160,6 +165,9 @@ fn run<R: agi_callback::agi::Lookahead, W: Write>(reader: R, writer: W) -> i32 {
     let arg = |n| env.arg(n).map(|a| String::from_utf8_lossy(a).into_owned());
     if arg(1).as_deref() == Some("heartbeat") {
         return heartbeat(&mut agi, &arg(2).unwrap_or_default());
+    }
+    if arg(1).as_deref() == Some("oncall") {
+        return oncall_line(&mut agi, &arg(2).unwrap_or_default());
     }
     let call_id: Option<i64> = arg(1).and_then(|a| a.trim().parse().ok());
     let failed = arg(2).as_deref() == Some("failed");
@@ -288,6 +296,68 @@ fn heartbeat<R: io::BufRead, W: Write>(agi: &mut Agi<R, W>, name: &str) -> i32 {
             );
             log_line(Level::Error, &m);
             agi.status("ERROR", &m);
+            1
+        }
+    }
+}
+
+/// `AGI(alert,oncall,SCHEDULE)`: the on-call line. Sets ONCALL_NAME,
+/// ONCALL_NUMBER and ONCALL_DIAL (who is on call; `call.channel` rendered
+/// for the number), ONCALL_NEXT_DIAL (the next to try: the layer below or
+/// the fallback; empty when there is none) and ONCALL_STATUS: OK, NOBODY,
+/// UNKNOWN_SCHEDULE or ERROR. Nothing is said: the dialplan dials.
+fn oncall_line<R: io::BufRead, W: Write>(agi: &mut Agi<R, W>, schedule: &str) -> i32 {
+    let set = |agi: &mut Agi<R, W>, k: &str, v: &str| {
+        if let Ok(c) = Command::set_variable(k.as_bytes(), v.as_bytes()) {
+            let _ = agi.send(c);
+        }
+    };
+    let shown = escape_bytes(schedule.as_bytes());
+    let cfg = match AlertsConfig::load(&default_path()) {
+        Ok(c) => c,
+        Err(e) => {
+            let m = format!("on-call line {shown}: {e}");
+            log_line(Level::Error, &m);
+            agi.status_word("ONCALL_STATUS", "ERROR", &m);
+            return 1;
+        }
+    };
+    if !cfg.schedules.contains_key(schedule) {
+        let m = format!("on-call line: no schedule {shown:?} in the config");
+        log_line(Level::Error, &m);
+        agi.status_word("ONCALL_STATUS", "UNKNOWN_SCHEDULE", &m);
+        return 1;
+    }
+    let route = Pager::open(cfg)
+        .and_then(|p| p.line_route(schedule, agi_callback::alert::pager::unix_now()));
+    match route {
+        Ok(r) => {
+            let Some(first) = r.first else {
+                let m = format!("on-call line {shown}: nobody is on call");
+                log_line(Level::Warn, &m);
+                set(agi, "ONCALL_NEXT_DIAL", "");
+                agi.status_word("ONCALL_STATUS", "NOBODY", &m);
+                return 0;
+            };
+            set(agi, "ONCALL_NAME", &first.contact);
+            set(agi, "ONCALL_NUMBER", &first.number);
+            set(agi, "ONCALL_DIAL", &first.dial);
+            let next = r.next.as_ref().map_or("", |n| n.dial.as_str());
+            set(agi, "ONCALL_NEXT_DIAL", next);
+            let m = format!(
+                "on-call line {shown}: {} ({}), next {}",
+                first.contact,
+                first.why.text(),
+                r.next.as_ref().map_or("nobody", |n| n.contact.as_str())
+            );
+            log_line(Level::Info, &m);
+            agi.status_word("ONCALL_STATUS", "OK", &m);
+            0
+        }
+        Err(e) => {
+            let m = format!("on-call line {shown}: {}", error_chain(&e));
+            log_line(Level::Error, &m);
+            agi.status_word("ONCALL_STATUS", "ERROR", &m);
             1
         }
     }

@@ -323,6 +323,45 @@ impl Schedule {
     }
 }
 
+impl Schedule {
+    /// Everyone who could take a call at `t`, in the order to try them:
+    /// the override's person, then each layer's that covers `t` from the
+    /// top layer down, then the fallback; each person once. The first is
+    /// who [`Schedule::on_call`] names (the first of the fallback when it
+    /// decides); the second is whom an on-call line rings next.
+    pub fn candidates(&self, overrides: &[Override], t: i64) -> Vec<(String, Source)> {
+        let mut out: Vec<(String, Source)> = Vec::new();
+        let mut add = |c: &str, s: Source| {
+            if !out.iter().any(|(x, _)| x == c) {
+                out.push((c.to_string(), s));
+            }
+        };
+        if let Some(o) = overrides
+            .iter()
+            .filter(|o| o.from <= t && t < o.to)
+            .max_by_key(|o| o.id)
+        {
+            add(&o.contact, Source::Override(o.id));
+        }
+        for layer in self.layers.iter().rev() {
+            if layer.contacts.is_empty() || !self.in_windows(layer, t) {
+                continue;
+            }
+            if let Some(k) = self.handoffs_until(layer, t) {
+                let n = layer.contacts.len() as i64;
+                add(
+                    &layer.contacts[k.rem_euclid(n) as usize],
+                    Source::Layer(layer.name.clone()),
+                );
+            }
+        }
+        for c in &self.fallback {
+            add(c, Source::Fallback);
+        }
+        out
+    }
+}
+
 /// Who is on call at an instant, since when and until when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Current {
@@ -513,6 +552,41 @@ mod tests {
             (got.contacts, got.source),
             (vec!["anna".to_string()], Source::Override(2))
         );
+    }
+
+    #[test]
+    fn candidates_are_the_override_then_the_layers_top_down_then_the_fallback() {
+        let mut nights = layer(&["n1", "n2"], "1d", date(2026, 11, 30).at(20, 0, 0, 0));
+        nights.name = "nights".into();
+        nights.only = vec![Window {
+            days: [true; 7],
+            from: Time::constant(20, 0, 0, 0),
+            to: Time::constant(8, 0, 0, 0),
+        }];
+        let mut weekly = layer(&["ivan", "petr"], "1w", date(2026, 11, 30).at(10, 0, 0, 0));
+        weekly.name = "weekly".into();
+        let s = Schedule {
+            fallback: vec!["boss".into(), "ivan".into()],
+            ..schedule("Europe/Moscow", vec![weekly, nights])
+        };
+        let t = s.instant(date(2026, 11, 30).at(21, 0, 0, 0));
+        let o = [Override {
+            id: 4,
+            contact: "olga".into(),
+            from: t - 60,
+            to: t + 60,
+        }];
+        let names = |v: Vec<(String, Source)>| v.into_iter().map(|(c, _)| c).collect::<Vec<_>>();
+        assert_eq!(names(s.candidates(&o, t)), ["olga", "n1", "ivan", "boss"]);
+        assert_eq!(names(s.candidates(&[], t)), ["n1", "ivan", "boss"]);
+        // the first is always who is on call
+        for dt in [-86_400, 0, 3600 * 12] {
+            let c = s.candidates(&o, t + dt);
+            assert_eq!(Some(&c[0].0), s.on_call(&o, t + dt).contacts.first());
+        }
+        // before every start: the fallback, in order
+        let early = s.instant(date(2026, 11, 1).at(0, 0, 0, 0));
+        assert_eq!(names(s.candidates(&[], early)), ["boss", "ivan"]);
     }
 
     #[test]

@@ -178,7 +178,8 @@ cat >"$ROOT/etc/asterisk/alerts.json" <<'EOF'
     "c2109": {"number": "2109"}, "c2110": {"number": "2110"},
     "c2111": {"number": "2111"}, "c2112": {"number": "2112"},
     "c2304": {"number": "2304"}, "c2202": {"number": "2202"},
-    "c2114": {"number": "2114"}
+    "c2114": {"number": "2114"}, "c2305": {"number": "2305"},
+    "c2116": {"number": "2116"}
   },
   "heartbeats": {
     "e2ehb": {"timeout_seconds": 10, "chain": "s11",
@@ -187,6 +188,8 @@ cat >"$ROOT/etc/asterisk/alerts.json" <<'EOF'
   "schedules": {
     "e2eoc": {"time_zone": "Europe/Moscow",
               "layers": [{"name": "daily", "contacts": ["c2111"], "shift": "1d", "start": "2026-01-01T10:00"}]},
+    "dba": {"time_zone": "UTC",
+            "layers": [{"name": "weekly", "contacts": ["c2116"], "shift": "1w", "start": "2026-01-01T00:00Z"}]},
     "e2eov": {"time_zone": "UTC",
               "layers": [{"name": "weekly", "contacts": ["c2304"], "shift": "1w", "start": "2026-01-01T00:00Z"}]}
   },
@@ -529,6 +532,14 @@ r1=$(post 01-firing-group-two-alerts.json) || true
 r2=$(post 01-firing-group-two-alerts.json) || true
 # the HostDown group (team ops): its call 20 s later; resolved before that
 r3=$(post 02-firing-group-cyrillic-summary.json) || true
+# the on-call line (issue 20): c2305 (never answers) covers dba by an
+# override; a call to 7778 rings c2305, then ONCALL_NEXT_DIAL, the layer's
+# c2116
+adial oncall override add --schedule dba --contact c2305 --from now \
+    --to "$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)" >"$WORK/override-line.out" 2>&1 \
+    || { fail "on-call line: override add failed"; cat "$WORK/override-line.out"; }
+"$AUTODIAL" --spool-dir "$SPOOL" call --channel Local/7778@e2e-oncall --application Wait --data 20 \
+    --wait-time 30 --name e2e-oncall-line.call >/dev/null || fail "on-call line: the call was not queued"
 for sc in s1 s2 s3 s4 s5 s6 s8 s9 s10; do
     adial alert raise --id "e2e-$sc" --text "Disk full on db1, scenario $sc" --chain "$sc" >"$WORK/raise-$sc.out" 2>&1 \
         || { fail "alert $sc: raise failed"; cat "$WORK/raise-$sc.out"; }
@@ -624,6 +635,16 @@ else
     fail "alert 8: state=$(field e2e-s8 state) 2303=$(outcome e2e-s8 c2303) 2402=$(outcome e2e-s8 c2402)"
 fi
 
+# the on-call line: the override's person rang first (no answer), then the
+# layer's, who answered
+if [ "$(called 2305)" = 1 ] && [ "$(called 2116)" = 1 ] \
+    && grep -q "app_verbose.c: On-call line: OK c2305 then Local/2116@alert-phones/n" "$LOG" \
+    && [ "$(grep -n "Executing \[2305@alert-phones:1\]" "$LOG" | head -1 | cut -d: -f1)" -lt \
+         "$(grep -n "Executing \[2116@alert-phones:1\]" "$LOG" | head -1 | cut -d: -f1)" ]; then
+    pass "on-call line: 7778 rang c2305 (on call by an override), then ONCALL_NEXT_DIAL c2116 (the layer), who answered"
+else
+    fail "on-call line: 2305=$(called 2305) 2116=$(called 2116)"; grep -E "On-call line|oncall" "$LOG" | tail -5
+fi
 # 9: a chain whose step is a schedule rings whoever is on call
 sched9=$(ashow e2e-s9 | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['calls'][0].get('schedule'), d['calls'][0].get('why'))" 2>/dev/null || true)
 if [ "$(outcome e2e-s9 c2111)" = answered_acked ] && [ "$(field e2e-s9 acked_by)" = c2111 ] \

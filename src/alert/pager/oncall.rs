@@ -58,6 +58,25 @@ pub struct ReplanReport {
     pub owed: Vec<String>,
 }
 
+/// Someone an on-call line can ring.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Reach {
+    pub contact: String,
+    pub number: String,
+    /// The `call.channel` template rendered for the number: what `Dial`
+    /// takes.
+    pub dial: String,
+    #[serde(flatten)]
+    pub why: crate::oncall::view::Why,
+}
+
+/// Whom the on-call line of a schedule rings now, and next.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LineRoute {
+    pub first: Option<Reach>,
+    pub next: Option<Reach>,
+}
+
 fn people(v: &[String]) -> String {
     if v.is_empty() {
         "nobody".into()
@@ -349,6 +368,30 @@ impl Pager {
             }
         }
         Ok(ReplanReport { replanned, owed })
+    }
+
+    /// Whom the on-call line of `schedule` rings at `now`: who is on call,
+    /// then the next to try (the layer below, or the fallback).
+    pub fn line_route(&self, schedule: &str, now: i64) -> Result<LineRoute, PagerError> {
+        let cfg = self.config();
+        let s = Self::schedule_named(&cfg, schedule)?;
+        let rules = self.rules(&cfg, now)?;
+        let mut reach = s
+            .candidates(rules.get(schedule).map_or(&[], |v| v), now)
+            .into_iter()
+            .filter_map(|(c, why)| {
+                let number = cfg.contacts.get(&c)?.number.clone();
+                Some(Reach {
+                    dial: cfg.call.channel.replace("{number}", &number),
+                    contact: c,
+                    number,
+                    why: crate::oncall::view::Why::of(&why),
+                })
+            });
+        Ok(LineRoute {
+            first: reach.next(),
+            next: reach.next(),
+        })
     }
 
     /// Re-plans now (the receiver's start and SIGHUP, the command line).
