@@ -777,6 +777,9 @@ fn heartbeats(base: &Path, target: &Path, floor: &Path, n: usize) {
             "contacts": {{"a": {{"number": "1001"}}}},
             "chains": {{"ops": {{"steps": [{{"contacts": ["a"]}}]}}}},
             "heartbeats": {{"prom": {{"timeout_seconds": 300, "chain": "ops", "text": "x"}}}},
+            "schedules": {{"dba": {{"time_zone": "Europe/Moscow", "layers": [
+                {{"name": "weekly", "contacts": ["a"], "shift": "1w", "start": "2026-01-05T10:00"}}],
+                "fallback": ["a"]}}}},
             "speech": {{"engine": "none"}},
             "state_dir": "{d}/state", "spool_dir": "{d}/spool"}}"#,
             d = dir.display()
@@ -801,6 +804,14 @@ fn heartbeats(base: &Path, target: &Path, floor: &Path, n: usize) {
         .map(|l| format!("{l}\n"))
         .collect();
     block.push_str("agi_arg_1: heartbeat\nagi_arg_2: prom\n\n200 result=1\n200 result=1\n");
+    let mut line_block: String = env
+        .lines()
+        .filter(|l| !l.starts_with("agi_arg_") && !l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    line_block.push_str("agi_arg_1: oncall\nagi_arg_2: dba\n\n");
+    line_block.push_str(&"200 result=1\n".repeat(6));
+    let mut lines = Vec::new();
     let (mut fl, mut pings, mut runs) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..n {
         fl.push(run_once(&mut Command::new(floor), block.as_bytes(), 0));
@@ -825,6 +836,12 @@ fn heartbeats(base: &Path, target: &Path, floor: &Path, n: usize) {
             .env("AST_LOG_DIR", &dir)
             .args(["heartbeat", "prom"]);
         runs.push(run_once(&mut agi, block.as_bytes(), 0));
+        let mut agi = Command::new(&alert);
+        agi.env("AUTODIAL_ALERTS", &cfg)
+            .env("AST_AGI_DIR", "/usr/share/asterisk/agi-bin")
+            .env("AST_LOG_DIR", &dir)
+            .args(["oncall", "dba"]);
+        lines.push(run_once(&mut agi, line_block.as_bytes(), 0));
     }
     println!();
     println!("| what | median ms | p90 ms | peak RSS KiB | runs |");
@@ -835,6 +852,10 @@ fn heartbeats(base: &Path, target: &Path, floor: &Path, n: usize) {
         (
             "alert AGI, heartbeat timer run: ALIVE, the next timer published",
             stats(runs),
+        ),
+        (
+            "alert AGI, on-call line: ONCALL_DIAL and ONCALL_NEXT_DIAL set",
+            stats(lines),
         ),
     ] {
         println!(
