@@ -768,7 +768,10 @@ fn the_receiver_serves_oncall_overrides_and_feeds_and_reloads_on_sighup() {
         "/autodial-serve.service"
     ))
     .unwrap();
-    assert!(unit.contains("\nExecReload=/bin/kill -HUP $MAINPID\n"), "{unit}");
+    assert!(
+        unit.contains("\nExecReload=/bin/kill -HUP $MAINPID\n"),
+        "{unit}"
+    );
     // SIGHUP with a broken file: refused in one line, the old one stays
     let good = fs::read_to_string(pbx.path("alerts.json")).unwrap();
     fs::write(

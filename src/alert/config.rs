@@ -46,6 +46,70 @@ pub struct Contact {
     /// Language of the spoken message (a key of `speech.voices`).
     #[serde(default)]
     pub language: Option<String>,
+    /// Other numbers the person calls the alert line from (desk, mobile).
+    #[serde(default)]
+    pub numbers: Vec<String>,
+    /// Asked on the alert line when set (4-8 digits).
+    #[serde(default)]
+    pub pin: Option<String>,
+}
+
+/// The keys of the alert line (one key each: 0-9, `*`, `#`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineKeys {
+    /// Acknowledge the alert being heard (default: `ack_digit`).
+    #[serde(default)]
+    pub ack: Option<String>,
+    #[serde(default = "key_next")]
+    pub next: String,
+    #[serde(default = "key_repeat")]
+    pub repeat: String,
+    /// Who is on call now, per schedule.
+    #[serde(default = "key_oncall")]
+    pub oncall: String,
+    /// Go on with the acknowledged alerts after the firing ones.
+    #[serde(default = "key_acked_too")]
+    pub acked_too: String,
+}
+
+fn key_next() -> String {
+    "#".into()
+}
+fn key_repeat() -> String {
+    "*".into()
+}
+fn key_oncall() -> String {
+    "0".into()
+}
+fn key_acked_too() -> String {
+    "9".into()
+}
+
+impl Default for LineKeys {
+    fn default() -> LineKeys {
+        LineKeys {
+            ack: None,
+            next: key_next(),
+            repeat: key_repeat(),
+            oncall: key_oncall(),
+            acked_too: key_acked_too(),
+        }
+    }
+}
+
+/// The alert line (`AGI(alert,line)`): who may call in and the keys.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineCfg {
+    /// The callback's `rewrite` rules: `+7...` and `8...` are one number.
+    #[serde(default)]
+    pub rewrite: Vec<crate::number::Rewrite>,
+    /// A contact without a `pin` may use the line on caller ID alone.
+    #[serde(default)]
+    pub trust_caller_id: bool,
+    #[serde(default)]
+    pub keys: LineKeys,
 }
 
 /// One step: these contacts, and whoever is on call for these schedules
@@ -118,6 +182,8 @@ struct Raw {
     #[serde(default)]
     heartbeats: BTreeMap<String, HeartbeatCfg>,
     #[serde(default)]
+    line: LineCfg,
+    #[serde(default)]
     speech: SpeechCfg,
     #[serde(default = "default_digit")]
     ack_digit: String,
@@ -150,6 +216,8 @@ pub struct AlertsConfig {
     pub schedules: BTreeMap<String, Schedule>,
     /// Heartbeats by name.
     pub heartbeats: BTreeMap<String, HeartbeatCfg>,
+    /// The alert line.
+    pub line: LineCfg,
     pub speech: SpeechCfg,
     pub ack_digit: char,
     pub fallback_prompt: String,
@@ -205,6 +273,18 @@ impl AlertsConfig {
                     "contacts.{name}.number: {:?} is not digits with an optional leading '+'",
                     c.number
                 ));
+            }
+            for (i, n) in c.numbers.iter().enumerate() {
+                if !valid_number(n) {
+                    return Err(format!(
+                        "contacts.{name}.numbers[{i}]: {n:?} is not digits with an optional leading '+'"
+                    ));
+                }
+            }
+            if let Some(p) = &c.pin {
+                if !(4..=8).contains(&p.len()) || !p.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(format!("contacts.{name}.pin: 4 to 8 digits"));
+                }
             }
         }
         let mut schedules = BTreeMap::new();
@@ -279,6 +359,32 @@ impl AlertsConfig {
                 ))
             }
         };
+        crate::number::check_rules("line.rewrite", &raw.line.rewrite)?;
+        {
+            let k = &raw.line.keys;
+            let ack = k.ack.clone().unwrap_or_else(|| raw.ack_digit.clone());
+            let keys = [
+                ("ack", &ack),
+                ("next", &k.next),
+                ("repeat", &k.repeat),
+                ("oncall", &k.oncall),
+                ("acked_too", &k.acked_too),
+            ];
+            for (i, (name, key)) in keys.iter().enumerate() {
+                let one =
+                    matches!(key.as_bytes(), [d] if d.is_ascii_digit() || *d == b'*' || *d == b'#');
+                if !one {
+                    return Err(format!(
+                        "line.keys.{name}: {key:?} is not one key (0-9, * or #)"
+                    ));
+                }
+                if let Some((other, _)) = keys[..i].iter().find(|(_, k2)| k2 == key) {
+                    return Err(format!(
+                        "line.keys.{name}: {key:?} is already line.keys.{other}"
+                    ));
+                }
+            }
+        }
         match raw.speech.engine.as_str() {
             "espeak-ng" | "none" => {}
             "command" => {
@@ -323,6 +429,7 @@ impl AlertsConfig {
             routes: raw.routes,
             schedules,
             heartbeats: raw.heartbeats,
+            line: raw.line,
             speech: raw.speech,
             ack_digit: digit,
             fallback_prompt: raw.fallback_prompt,

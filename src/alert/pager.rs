@@ -910,6 +910,20 @@ impl Pager {
         Ok(r)
     }
 
+    /// Until when the alert line refuses `number` (ten wrong PINs within
+    /// an hour lock it for an hour); `None`: not locked at `now`.
+    pub fn line_locked(&self, number: &str, now: i64) -> Result<Option<i64>, PagerError> {
+        let f = self.read(|s| s.pin_failures(number, now - 2 * crate::line::LOCK_WINDOW))?;
+        Ok(crate::line::locked_until(&f, now))
+    }
+
+    /// Records a wrong PIN from `number` at `now`; returns until when the
+    /// number is locked now, if it is.
+    pub fn line_pin_failed(&self, number: &str, now: i64) -> Result<Option<i64>, PagerError> {
+        self.write(|s| s.record_pin_failure(number, now, now - 2 * crate::line::LOCK_WINDOW))?;
+        self.line_locked(number, now)
+    }
+
     /// Records a call's outcome.
     pub fn record_outcome(&self, call_id: i64, outcome: Outcome) -> Result<Recorded, PagerError> {
         self.write(|s| s.record_outcome(call_id, outcome))

@@ -110,6 +110,13 @@ const MIGRATIONS: &[&str] = &[
     UPDATE episodes SET acked_via = 'call' WHERE acked_at IS NOT NULL AND EXISTS (
         SELECT 1 FROM calls c WHERE c.alert_id = episodes.alert_id
         AND c.episode = episodes.episode AND c.outcome = 'answered_acked');",
+    // 6: wrong PINs on the alert line, by calling number (a lockout
+    // survives restarts)
+    "CREATE TABLE line_failures (
+        number TEXT NOT NULL,
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX line_failures_by_number ON line_failures(number, at);",
 ];
 
 /// A store failure, naming the database and what was being done; the
@@ -1267,6 +1274,35 @@ impl Store {
         })
     }
 
+    /// The wrong PINs from `number` since `since`.
+    pub fn pin_failures(&self, number: &str, since: i64) -> Result<Vec<i64>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT at FROM line_failures WHERE number = ?1 AND at >= ?2")
+            .map_err(self.err("read the line's failures"))?;
+        st.query_map(params![number, since], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(self.err("read the line's failures"))
+    }
+
+    /// Records a wrong PIN from `number` at `at` (and forgets those older
+    /// than `keep_after`).
+    pub fn record_pin_failure(
+        &mut self,
+        number: &str,
+        at: i64,
+        keep_after: i64,
+    ) -> Result<(), StoreError> {
+        self.in_tx("record a wrong PIN", |tx| {
+            tx.execute(
+                "INSERT INTO line_failures (number, at) VALUES (?1, ?2)",
+                params![number, at],
+            )?;
+            tx.execute("DELETE FROM line_failures WHERE at < ?1", [keep_after])?;
+            Ok(())
+        })
+    }
+
     /// Forgets heartbeat `name` (it left the config and owes nothing).
     pub fn heartbeat_delete(&mut self, name: &str) -> Result<(), StoreError> {
         self.in_tx("forget a heartbeat", |tx| {
@@ -1385,5 +1421,31 @@ mod tests {
         let via = |id| s.show(id).unwrap().unwrap().acked_via;
         assert_eq!(via("p"), Some(super::super::Via::Call));
         assert_eq!(via("c"), None);
+    }
+
+    /// Ten wrong PINs from one number within an hour lock it for an hour,
+    /// across restarts (a new connection reads them back); old ones go.
+    #[test]
+    fn wrong_pins_are_kept_and_lock_the_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = 1_800_000_000;
+        {
+            let mut s = Store::open(dir.path()).unwrap();
+            s.record_pin_failure("89161112233", t - 10 * 3600, 0)
+                .unwrap();
+            for i in 0..10 {
+                s.record_pin_failure("89161112233", t + i * 30, t - 7200)
+                    .unwrap();
+            }
+            s.record_pin_failure("84950000000", t, t - 7200).unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        let f = s.pin_failures("89161112233", 0).unwrap();
+        assert_eq!(f.len(), 10, "the one from ten hours ago is gone");
+        let until = crate::line::locked_until(&f, t + 300);
+        assert_eq!(until, Some(t + 270 + 3600));
+        assert_eq!(crate::line::locked_until(&f, t + 270 + 3600), None);
+        let other = s.pin_failures("84950000000", 0).unwrap();
+        assert_eq!(crate::line::locked_until(&other, t + 1), None);
     }
 }

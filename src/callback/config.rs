@@ -13,16 +13,9 @@ use crate::paths;
 /// Largest config file read.
 const MAX_CONFIG: u64 = 1 << 20;
 
-/// A prefix rule bringing caller IDs to the permit list's form.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Rewrite {
-    pub prefix: String,
-    pub replace: String,
-    /// Apply only when the number has exactly this many digits.
-    #[serde(default)]
-    pub digits: Option<usize>,
-}
+/// A prefix rule bringing caller IDs to the permit list's form (shared
+/// with the alert line: [`crate::number`]).
+pub use crate::number::Rewrite;
 
 /// What the queued call file says; `{number}` in the templates is the
 /// permitted number.
@@ -171,21 +164,7 @@ impl Config {
                 ));
             }
         }
-        for (i, r) in raw.rewrite.iter().enumerate() {
-            let ok_prefix = !r.prefix.is_empty() && valid_number(r.prefix.as_bytes());
-            let ok_replace = r.replace.is_empty() || valid_number(r.replace.as_bytes());
-            if !ok_prefix || !ok_replace {
-                return Err(format!(
-                    "rewrite[{i}]: prefix and replace must be digits with an optional leading '+' (prefix not empty)"
-                ));
-            }
-            if r.digits.is_some_and(|d| d == 0 || d > super::MAX_DIGITS) {
-                return Err(format!(
-                    "rewrite[{i}].digits must be 1..={}",
-                    super::MAX_DIGITS
-                ));
-            }
-        }
+        crate::number::check_rules("rewrite", &raw.rewrite)?;
         let c = &raw.call;
         check_template("call.channel", &c.channel)?;
         check_template("call.context", &c.context)?;

@@ -34,8 +34,7 @@ Sets CALLBACK_STATUS to QUEUED, DUPLICATE, DENIED, INVALID, THROTTLED or
 ERROR (and CALLBACK_FILE when QUEUED). Exit status 0, or 1 on ERROR.
 ";
 
-/// Most digits a number may have (E.164 allows 15; local prefixes add a few).
-pub const MAX_DIGITS: usize = 20;
+pub use crate::number::{rewrite, valid_number, MAX_DIGITS};
 /// Name prefix of the call files this program queues.
 pub const FILE_PREFIX: &str = "callback-";
 
@@ -110,27 +109,6 @@ impl Decision {
             format!("a callback is already pending ({file})"),
         )
     }
-}
-
-/// ASCII digits with an optional leading `+`, 1 to [`MAX_DIGITS`] digits.
-/// (`is_ascii_digit`, never `is_numeric`: other scripts' digits are refused.)
-pub fn valid_number(s: &[u8]) -> bool {
-    let digits = s.strip_prefix(b"+").unwrap_or(s);
-    !digits.is_empty() && digits.len() <= MAX_DIGITS && digits.iter().all(u8::is_ascii_digit)
-}
-
-/// Applies the first matching rewrite rule.
-pub fn rewrite(number: &str, rules: &[Rewrite]) -> String {
-    let digits = number.trim_start_matches('+').len();
-    for r in rules {
-        if r.digits.is_some_and(|d| d != digits) {
-            continue;
-        }
-        if let Some(rest) = number.strip_prefix(r.prefix.as_str()) {
-            return format!("{}{rest}", r.replace);
-        }
-    }
-    number.to_string()
 }
 
 /// The caller's number: the first AGI argument when given and not empty,
