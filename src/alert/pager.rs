@@ -837,9 +837,11 @@ impl Pager {
             sounds: &sounds,
             speech_error: speech_error.as_deref(),
         };
-        let _work = self.changes.enter(None);
+        let work = self.changes.enter(None);
         let raised = self.write(|s| s.raise(&new, &planned, t))?;
         settle(&r.id)?;
+        // (the pass is given back first: a re-plan takes one of its own)
+        drop(work);
         // An override or a reload that came while this raise was planning
         // re-planned the alerts stored then, not this one: do it now.
         // (not with the id's lock held: a re-plan locks other ids)
