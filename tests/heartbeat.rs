@@ -197,7 +197,8 @@ fn the_timer_re_arms_after_a_ping_and_raises_once_when_the_deadline_passed() {
     pbx.ok(0, &["heartbeat", "ping", "prom"]);
     // a ping came since the timer was set: ALIVE, the next timer under a
     // new name at the new deadline (the running one is Asterisk's)
-    pbx.set_deadline("prom", now() + 200);
+    let deadline = now() + 200;
+    pbx.set_deadline("prom", deadline);
     assert_eq!(pbx.timer_run("prom"), (0, "ALIVE".into()));
     assert_eq!(
         pbx.outgoing(),
@@ -205,7 +206,7 @@ fn the_timer_re_arms_after_a_ping_and_raises_once_when_the_deadline_passed() {
     );
     assert_eq!(
         mtime(&pbx.path("spool/outgoing/heartbeat-prom-2.call")),
-        now() + 200
+        deadline
     );
     fs::remove_file(pbx.path("spool/outgoing/heartbeat-prom-1.call")).unwrap();
     // no ping since: the deadline passed: RAISED through the usual path
