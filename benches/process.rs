@@ -198,7 +198,7 @@ fn main() {
     // BENCH_ONLY=oncall: only the on-call table (the rest takes minutes)
     match std::env::var("BENCH_ONLY").as_deref() {
         Ok("oncall") => return oncall(&base, &target, n),
-        Ok("heartbeat") => return heartbeats(&base, &target, &floor, n),
+        Ok("heartbeat") => return heartbeats(&base, &target, &triple, &floor, n),
         _ => {}
     }
 
@@ -451,7 +451,7 @@ fn main() {
     );
     alerts(&base, &target, &triple, &floor, n);
     oncall(&base, &target, n);
-    heartbeats(&base, &target, &floor, n);
+    heartbeats(&base, &target, &triple, &floor, n);
     let _ = fs::remove_dir_all(&base);
 }
 
@@ -762,9 +762,10 @@ fn oncall(base: &Path, target: &Path, n: usize) {
 /// Heartbeats: `autodial heartbeat ping` (a database write), and one run of
 /// the timer (`AGI(alert,heartbeat,NAME)`) that finds a later deadline and
 /// arms the next timer (a call file), against the floor.
-fn heartbeats(base: &Path, target: &Path, floor: &Path, n: usize) {
+fn heartbeats(base: &Path, target: &Path, triple: &str, floor: &Path, n: usize) {
     let autodial = target.join("release/autodial");
     let alert = target.join("release/alert");
+    let alert_static = target.join("static").join(triple).join("release/alert");
     let dir = base.join("heartbeats");
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(dir.join("spool/outgoing")).unwrap();
@@ -811,7 +812,7 @@ fn heartbeats(base: &Path, target: &Path, floor: &Path, n: usize) {
         .collect();
     line_block.push_str("agi_arg_1: oncall\nagi_arg_2: dba\n\n");
     line_block.push_str(&"200 result=1\n".repeat(6));
-    let mut lines = Vec::new();
+    let (mut lines, mut lines_static) = (Vec::new(), Vec::new());
     let (mut fl, mut pings, mut runs) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..n {
         fl.push(run_once(&mut Command::new(floor), block.as_bytes(), 0));
@@ -842,6 +843,12 @@ fn heartbeats(base: &Path, target: &Path, floor: &Path, n: usize) {
             .env("AST_LOG_DIR", &dir)
             .args(["oncall", "dba"]);
         lines.push(run_once(&mut agi, line_block.as_bytes(), 0));
+        let mut agi = Command::new(&alert_static);
+        agi.env("AUTODIAL_ALERTS", &cfg)
+            .env("AST_AGI_DIR", "/usr/share/asterisk/agi-bin")
+            .env("AST_LOG_DIR", &dir)
+            .args(["oncall", "dba"]);
+        lines_static.push(run_once(&mut agi, line_block.as_bytes(), 0));
     }
     println!();
     println!("| what | median ms | p90 ms | peak RSS KiB | runs |");
@@ -856,6 +863,10 @@ fn heartbeats(base: &Path, target: &Path, floor: &Path, n: usize) {
         (
             "alert AGI, on-call line: ONCALL_DIAL and ONCALL_NEXT_DIAL set",
             stats(lines),
+        ),
+        (
+            "alert AGI, static build, the same on-call line",
+            stats(lines_static),
         ),
     ] {
         println!(
