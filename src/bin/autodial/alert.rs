@@ -5,15 +5,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use agi_callback::alert::config::{default_path, AlertsConfig};
-use agi_callback::alert::pager::{
-    check_raise, Pager, PagerError, RaiseOutcome, RaiseRequest, Report,
-};
-use agi_callback::alert::rfc3339;
+use agi_callback::alert::pager::{check_raise, Pager, RaiseOutcome, RaiseRequest, Report};
 use agi_callback::alert::store::Change;
 use agi_callback::{error_chain, escape_bytes};
 use clap::{Args, Subcommand};
 
-use super::{EXIT_DUPLICATE, EXIT_FAILURE, EXIT_NOT_FOUND, EXIT_USAGE};
+use super::{
+    pager_fail, print_json, shown, EXIT_DUPLICATE, EXIT_FAILURE, EXIT_NOT_FOUND, EXIT_USAGE,
+};
 
 pub const AFTER_HELP: &str = "\
 Exit status: 0 done; 1 failure; 2 invalid arguments, unknown chain or no
@@ -89,25 +88,6 @@ enum AlertCmd {
     },
 }
 
-fn shown(t: Option<i64>) -> String {
-    t.and_then(rfc3339).unwrap_or_else(|| "-".into())
-}
-
-/// The one mapping of pager errors to exit statuses; the error is printed
-/// once, with its chain.
-fn fail(e: PagerError) -> u8 {
-    eprintln!("autodial alert: {}", error_chain(&e));
-    if e.is_input() {
-        EXIT_USAGE
-    } else {
-        EXIT_FAILURE
-    }
-}
-
-fn print_json(v: &impl serde::Serialize) {
-    println!("{}", serde_json::to_string(v).unwrap_or_default());
-}
-
 pub fn run(a: AlertArgs) -> u8 {
     let path = a.config.clone().unwrap_or_else(default_path);
     let cfg = match AlertsConfig::load(&path) {
@@ -144,7 +124,7 @@ pub fn run(a: AlertArgs) -> u8 {
             labels_cut: 0,
         };
         if let Err(e) = check_raise(&cfg, &r) {
-            return fail(e);
+            return pager_fail("alert", e);
         }
     }
     // WARN lines (a step with nobody on call) on stderr
@@ -153,7 +133,7 @@ pub fn run(a: AlertArgs) -> u8 {
     // directory; open; finish what earlier attempts left owed.
     let (pager, finished) = match Pager::start(cfg) {
         Ok(p) => p,
-        Err(e) => return fail(e),
+        Err(e) => return pager_fail("alert", e),
     };
     if finished.done > 0 {
         eprintln!(
@@ -192,7 +172,7 @@ pub fn run(a: AlertArgs) -> u8 {
 fn raise(p: &Pager, r: &RaiseRequest, as_json: bool) -> u8 {
     let o = match p.raise(r, None) {
         Ok(o) => o,
-        Err(e) => return fail(e),
+        Err(e) => return pager_fail("alert", e),
     };
     let rep = Report::of_raise(&r.id, &o);
     if as_json {
@@ -246,7 +226,7 @@ fn change(p: &Pager, id: &str, by: Option<&str>, as_json: bool) -> u8 {
     };
     let c = match r {
         Ok(c) => c,
-        Err(e) => return fail(e),
+        Err(e) => return pager_fail("alert", e),
     };
     let rep = Report::of_change(what, id, &c);
     if as_json {
@@ -281,7 +261,7 @@ fn change(p: &Pager, id: &str, by: Option<&str>, as_json: bool) -> u8 {
 fn list(p: &Pager, all: bool, as_json: bool) -> u8 {
     let v = match p.list(all) {
         Ok(v) => v,
-        Err(e) => return fail(e),
+        Err(e) => return pager_fail("alert", e),
     };
     if as_json {
         print_json(&v);
@@ -317,7 +297,7 @@ fn show(p: &Pager, id: &str, as_json: bool) -> u8 {
             eprintln!("autodial alert: no alert {:?}", escape_bytes(id.as_bytes()));
             return EXIT_NOT_FOUND;
         }
-        Err(e) => return fail(e),
+        Err(e) => return pager_fail("alert", e),
     };
     if as_json {
         print_json(&a);

@@ -6,12 +6,11 @@ use std::path::PathBuf;
 
 use agi_callback::alert::config::{default_path, AlertsConfig};
 use agi_callback::alert::pager::{unix_now, HeartbeatView, Pager, PagerError};
-use agi_callback::alert::rfc3339;
 use agi_callback::error_chain;
 use agi_callback::heartbeat::HbState;
 use clap::{Args, Subcommand};
 
-use super::{EXIT_FAILURE, EXIT_NOT_FOUND, EXIT_USAGE};
+use super::{pager_fail, print_json, shown, EXIT_FAILURE, EXIT_NOT_FOUND};
 
 pub const AFTER_HELP: &str = "\
 Exit status: 0 done; 1 failure (list: a heartbeat was never pinged, or its
@@ -64,23 +63,6 @@ enum HeartbeatCmd {
     },
 }
 
-fn fail(e: PagerError) -> u8 {
-    eprintln!("autodial heartbeat: {}", error_chain(&e));
-    match e {
-        PagerError::NotFound { .. } => EXIT_NOT_FOUND,
-        e if e.is_input() => EXIT_USAGE,
-        _ => EXIT_FAILURE,
-    }
-}
-
-fn print_json(v: &impl serde::Serialize) {
-    println!("{}", serde_json::to_string(v).unwrap_or_default());
-}
-
-fn shown(t: Option<i64>) -> String {
-    t.and_then(rfc3339).unwrap_or_else(|| "-".into())
-}
-
 fn line(v: &HeartbeatView) {
     println!(
         "{:<20} {:<13} {:<21} {:<21} {} ({})",
@@ -126,7 +108,7 @@ pub fn run(a: HeartbeatArgs) -> u8 {
     };
     let (pager, finished): (Pager, agi_callback::alert::pager::Finished) = match started {
         Ok(p) => p,
-        Err(e) => return fail(e),
+        Err(e) => return pager_fail("heartbeat", e),
     };
     for e in &finished.failed {
         eprintln!("autodial heartbeat: still owed: {}", error_chain(e));
@@ -142,7 +124,7 @@ pub fn run(a: HeartbeatArgs) -> u8 {
                 }
                 0
             }
-            Err(e) => fail(e),
+            Err(e) => pager_fail("heartbeat", e),
         },
         HeartbeatCmd::List { json } => match pager.heartbeats(now) {
             Ok(v) => {
@@ -182,7 +164,7 @@ pub fn run(a: HeartbeatArgs) -> u8 {
                     EXIT_FAILURE
                 }
             }
-            Err(e) => fail(e),
+            Err(e) => pager_fail("heartbeat", e),
         },
         HeartbeatCmd::Pause { name, json } => done(pager.pause(&name, now), json),
         HeartbeatCmd::Resume { name, json } => done(pager.resume(&name, now), json),
@@ -199,6 +181,6 @@ fn done(r: Result<HeartbeatView, PagerError>, json: bool) -> u8 {
             }
             0
         }
-        Err(e) => fail(e),
+        Err(e) => pager_fail("heartbeat", e),
     }
 }

@@ -337,6 +337,30 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// The one mapping of pager errors to exit statuses for `autodial CMD`
+/// (`alert`, `oncall`, `heartbeat`); the error is printed once, with its
+/// chain: 4 for a name the config does not have, 2 for bad input, else 1.
+pub(crate) fn pager_fail(cmd: &str, e: agi_callback::alert::pager::PagerError) -> u8 {
+    use agi_callback::alert::pager::PagerError;
+    eprintln!("autodial {cmd}: {}", agi_callback::error_chain(&e));
+    match e {
+        PagerError::NotFound { .. } => EXIT_NOT_FOUND,
+        e if e.is_input() => EXIT_USAGE,
+        _ => EXIT_FAILURE,
+    }
+}
+
+/// Prints `v` as one line of JSON (`--json`).
+pub(crate) fn print_json(v: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string(v).unwrap_or_default());
+}
+
+/// Unix seconds as RFC 3339 UTC, `-` for none.
+pub(crate) fn shown(t: Option<i64>) -> String {
+    t.and_then(agi_callback::alert::rfc3339)
+        .unwrap_or_else(|| "-".into())
+}
+
 fn usage(msg: impl std::fmt::Display) -> u8 {
     eprintln!("autodial: {msg}");
     EXIT_USAGE

@@ -4,14 +4,13 @@
 use std::path::PathBuf;
 
 use agi_callback::alert::config::{default_path, AlertsConfig};
-use agi_callback::alert::pager::{unix_now, Pager, PagerError};
-use agi_callback::error_chain;
+use agi_callback::alert::pager::{unix_now, Pager};
 use agi_callback::oncall::config::parse_time;
 use agi_callback::oncall::view::{NowView, Shift};
 use agi_callback::oncall::Schedule;
 use clap::{Args, Subcommand};
 
-use super::{EXIT_FAILURE, EXIT_NOT_FOUND, EXIT_USAGE};
+use super::{pager_fail, print_json, EXIT_FAILURE, EXIT_NOT_FOUND, EXIT_USAGE};
 
 pub const AFTER_HELP: &str = "\
 Times (--at, --from, --to): YYYY-MM-DDTHH:MM without an offset is
@@ -142,19 +141,6 @@ enum OverrideCmd {
     },
 }
 
-fn fail(e: PagerError) -> u8 {
-    eprintln!("autodial oncall: {}", error_chain(&e));
-    if e.is_input() {
-        EXIT_USAGE
-    } else {
-        EXIT_FAILURE
-    }
-}
-
-fn print_json(v: &impl serde::Serialize) {
-    println!("{}", serde_json::to_string(v).unwrap_or_default());
-}
-
 /// A time given for `schedule` (its zone reads one without an offset).
 fn time_in(s: &Schedule, flag: &str, v: Option<&str>, now: i64) -> Result<i64, u8> {
     match v {
@@ -215,7 +201,7 @@ pub fn run(a: OncallArgs) -> u8 {
     agi_callback::logging::init_stderr(log::LevelFilter::Warn);
     let (pager, _) = match Pager::start(cfg) {
         Ok(p) => p,
-        Err(e) => return fail(e),
+        Err(e) => return pager_fail("oncall", e),
     };
     let cfg = pager.config();
     let now = unix_now();
@@ -237,7 +223,7 @@ pub fn run(a: OncallArgs) -> u8 {
                 };
                 match pager.on_call_now(Some(name), t) {
                     Ok(v) => views.extend(v),
-                    Err(e) => return fail(e),
+                    Err(e) => return pager_fail("oncall", e),
                 }
             }
             if json {
@@ -279,7 +265,7 @@ pub fn run(a: OncallArgs) -> u8 {
             };
             let v = match pager.shifts(&name, contact.as_deref(), from, to) {
                 Ok(v) => v,
-                Err(e) => return fail(e),
+                Err(e) => return pager_fail("oncall", e),
             };
             if json {
                 print_json(&v);
@@ -298,7 +284,7 @@ pub fn run(a: OncallArgs) -> u8 {
                 };
                 match pager.shifts(&name, None, f, f + i64::from(days) * 86_400) {
                     Ok(v) => gaps.extend(v.into_iter().filter(|p| p.contacts.is_empty())),
-                    Err(e) => return fail(e),
+                    Err(e) => return pager_fail("oncall", e),
                 }
             }
             if json {
@@ -328,7 +314,7 @@ pub fn run(a: OncallArgs) -> u8 {
                     print!("{c}");
                     0
                 }
-                Err(e) => fail(e),
+                Err(e) => pager_fail("oncall", e),
             }
         }
         OncallCmd::Override(o) => overrides(&pager, &cfg, o, now),
@@ -359,7 +345,7 @@ pub fn run(a: OncallArgs) -> u8 {
                     EXIT_FAILURE
                 }
             }
-            Err(e) => fail(e),
+            Err(e) => pager_fail("oncall", e),
         },
     }
 }
@@ -469,7 +455,7 @@ fn overrides(pager: &Pager, cfg: &AlertsConfig, o: OverrideCmd, now: i64) -> u8 
                         EXIT_FAILURE
                     }
                 }
-                Err(e) => fail(e),
+                Err(e) => pager_fail("oncall", e),
             }
         }
         OverrideCmd::Remove { id, json } => match pager.remove_override(id, now) {
@@ -492,7 +478,7 @@ fn overrides(pager: &Pager, cfg: &AlertsConfig, o: OverrideCmd, now: i64) -> u8 
                 eprintln!("autodial oncall: no override {id}");
                 EXIT_NOT_FOUND
             }
-            Err(e) => fail(e),
+            Err(e) => pager_fail("oncall", e),
         },
         OverrideCmd::List {
             schedule: name,
@@ -528,7 +514,7 @@ fn overrides(pager: &Pager, cfg: &AlertsConfig, o: OverrideCmd, now: i64) -> u8 
                     }
                     0
                 }
-                Err(e) => fail(e),
+                Err(e) => pager_fail("oncall", e),
             }
         }
     }
