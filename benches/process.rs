@@ -527,34 +527,12 @@ fn alerts(base: &Path, target: &Path, triple: &str, floor: &Path, n: usize) {
         .output()
         .unwrap();
     assert!(st.status.success());
-    let env = fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/asterisk-22.10/alert-flow/answered-ack.env.txt"
-    ))
-    .unwrap();
-    let block = |args: &[&str]| {
-        let mut b: String = env
-            .lines()
-            .filter(|l| !l.starts_with("agi_arg_") && !l.is_empty())
-            .map(|l| format!("{l}\n"))
-            .collect();
-        for (i, a) in args.iter().enumerate() {
-            b.push_str(&format!("agi_arg_{}: {a}\n", i + 1));
-        }
-        b.push('\n');
-        b.into_bytes()
-    };
-    let mut stale_in = block(&["1"]);
-    stale_in.extend_from_slice(b"200 result=0 endpos=1\n200 result=1\n200 result=1\n");
-    let mut failed_in = block(&["2", "failed", "3"]);
-    failed_in.extend_from_slice(b"200 result=1\n200 result=1\n");
-    let agi = |bin: &Path| {
-        let mut c = Command::new(bin);
-        c.env("AUTODIAL_ALERTS", &without)
-            .env("AST_AGI_DIR", "/usr/share/asterisk/agi-bin")
-            .env("AST_LOG_DIR", &dir);
-        c
-    };
+    let stale_in = agi_input(
+        &["1"],
+        "200 result=0 endpos=1\n200 result=1\n200 result=1\n",
+    );
+    let failed_in = agi_input(&["2", "failed", "3"], "200 result=1\n200 result=1\n");
+    let agi = |bin: &Path| agi_command(bin, &without, &dir);
     let (mut fl, mut st_dyn, mut st_static, mut fa) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..n {
@@ -794,28 +772,12 @@ fn heartbeats(base: &Path, target: &Path, triple: &str, floor: &Path, n: usize) 
         c
     };
     run_once(&mut ping(), b"", 0);
-    let env = fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/asterisk-22.10/alert-flow/answered-ack.env.txt"
-    ))
-    .unwrap();
-    let mut block: String = env
-        .lines()
-        .filter(|l| !l.starts_with("agi_arg_") && !l.is_empty())
-        .map(|l| format!("{l}\n"))
-        .collect();
-    block.push_str("agi_arg_1: heartbeat\nagi_arg_2: prom\n\n200 result=1\n200 result=1\n");
-    let mut line_block: String = env
-        .lines()
-        .filter(|l| !l.starts_with("agi_arg_") && !l.is_empty())
-        .map(|l| format!("{l}\n"))
-        .collect();
-    line_block.push_str("agi_arg_1: oncall\nagi_arg_2: dba\n\n");
-    line_block.push_str(&"200 result=1\n".repeat(6));
+    let block = agi_input(&["heartbeat", "prom"], "200 result=1\n200 result=1\n");
+    let line_block = agi_input(&["oncall", "dba"], &"200 result=1\n".repeat(6));
     let (mut lines, mut lines_static) = (Vec::new(), Vec::new());
     let (mut fl, mut pings, mut runs) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..n {
-        fl.push(run_once(&mut Command::new(floor), block.as_bytes(), 0));
+        fl.push(run_once(&mut Command::new(floor), &block, 0));
         pings.push(run_once(&mut ping(), b"", 0));
         // the timer that ran is Asterisk's to delete: as it would
         for e in fs::read_dir(dir.join("spool/outgoing")).unwrap() {
@@ -831,24 +793,12 @@ fn heartbeats(base: &Path, target: &Path, triple: &str, floor: &Path, n: usize) 
             })
             .unwrap();
         }
-        let mut agi = Command::new(&alert);
-        agi.env("AUTODIAL_ALERTS", &cfg)
-            .env("AST_AGI_DIR", "/usr/share/asterisk/agi-bin")
-            .env("AST_LOG_DIR", &dir)
-            .args(["heartbeat", "prom"]);
-        runs.push(run_once(&mut agi, block.as_bytes(), 0));
-        let mut agi = Command::new(&alert);
-        agi.env("AUTODIAL_ALERTS", &cfg)
-            .env("AST_AGI_DIR", "/usr/share/asterisk/agi-bin")
-            .env("AST_LOG_DIR", &dir)
-            .args(["oncall", "dba"]);
-        lines.push(run_once(&mut agi, line_block.as_bytes(), 0));
-        let mut agi = Command::new(&alert_static);
-        agi.env("AUTODIAL_ALERTS", &cfg)
-            .env("AST_AGI_DIR", "/usr/share/asterisk/agi-bin")
-            .env("AST_LOG_DIR", &dir)
-            .args(["oncall", "dba"]);
-        lines_static.push(run_once(&mut agi, line_block.as_bytes(), 0));
+        let mut agi = agi_command(&alert, &cfg, &dir);
+        runs.push(run_once(agi.args(["heartbeat", "prom"]), &block, 0));
+        let mut agi = agi_command(&alert, &cfg, &dir);
+        lines.push(run_once(agi.args(["oncall", "dba"]), &line_block, 0));
+        let mut agi = agi_command(&alert_static, &cfg, &dir);
+        lines_static.push(run_once(agi.args(["oncall", "dba"]), &line_block, 0));
     }
     println!();
     println!("| what | median ms | p90 ms | peak RSS KiB | runs |");
@@ -874,4 +824,35 @@ fn heartbeats(base: &Path, target: &Path, triple: &str, floor: &Path, n: usize) 
             s.median_ms, s.p90_ms, s.rss_kib
         );
     }
+}
+
+/// What Asterisk sends the `alert` AGI: the env block captured from
+/// Asterisk 22.10 with `args` as its arguments, then `replies`.
+fn agi_input(args: &[&str], replies: &str) -> Vec<u8> {
+    let env = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/asterisk-22.10/alert-flow/answered-ack.env.txt"
+    ))
+    .unwrap();
+    let mut b: String = env
+        .lines()
+        .filter(|l| !l.starts_with("agi_arg_") && !l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    for (i, a) in args.iter().enumerate() {
+        b.push_str(&format!("agi_arg_{}: {a}\n", i + 1));
+    }
+    b.push('\n');
+    b.push_str(replies);
+    b.into_bytes()
+}
+
+/// The `alert` AGI program `bin` as Asterisk starts it, with `config`
+/// and its log in `dir`.
+fn agi_command(bin: &Path, config: &Path, dir: &Path) -> Command {
+    let mut c = Command::new(bin);
+    c.env("AUTODIAL_ALERTS", config)
+        .env("AST_AGI_DIR", "/usr/share/asterisk/agi-bin")
+        .env("AST_LOG_DIR", dir);
+    c
 }

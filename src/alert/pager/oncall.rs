@@ -89,6 +89,20 @@ fn invalid(field: &'static str, message: String) -> PagerError {
     PagerError::Invalid(Invalid::new(field, message))
 }
 
+/// `contact` is one of the config's, else an error naming the field.
+fn contact_named(cfg: &AlertsConfig, contact: &str) -> Result<(), PagerError> {
+    if cfg.contacts.contains_key(contact) {
+        return Ok(());
+    }
+    Err(invalid(
+        "contact",
+        format!(
+            "no contact {:?} in the config",
+            crate::escape_bytes(contact.as_bytes())
+        ),
+    ))
+}
+
 impl Pager {
     /// The overrides that end after `after`, by schedule, keeping only
     /// those whose schedule and contact the config has.
@@ -153,15 +167,7 @@ impl Pager {
         let cfg = self.config();
         let s = Self::schedule_named(&cfg, schedule)?;
         if let Some(c) = contact {
-            if !cfg.contacts.contains_key(c) {
-                return Err(invalid(
-                    "contact",
-                    format!(
-                        "no contact {:?} in the config",
-                        crate::escape_bytes(c.as_bytes())
-                    ),
-                ));
-            }
+            contact_named(&cfg, c)?;
         }
         if from >= to {
             return Err(invalid("to", "must be after from".into()));
@@ -267,15 +273,7 @@ impl Pager {
     ) -> Result<OverrideChange, PagerError> {
         let cfg = self.config();
         Self::schedule_named(&cfg, schedule)?;
-        if !cfg.contacts.contains_key(contact) {
-            return Err(invalid(
-                "contact",
-                format!(
-                    "no contact {:?} in the config",
-                    crate::escape_bytes(contact.as_bytes())
-                ),
-            ));
-        }
+        contact_named(&cfg, contact)?;
         if from >= to {
             return Err(invalid("to", "must be after from".into()));
         }
