@@ -85,6 +85,7 @@ ast() { chroot "$ROOT" asterisk -rx "$1"; }
 cleanup() {
     set +e
     [ -n "${SERVE_PID:-}" ] && kill "$SERVE_PID" 2>/dev/null
+    [ -n "${HB_PID:-}" ] && kill "$HB_PID" 2>/dev/null
     if chroot "$ROOT" asterisk -rx "core show version" >/dev/null 2>&1; then
         chroot "$ROOT" asterisk -rx "core stop now" >/dev/null 2>&1
     fi
@@ -516,13 +517,19 @@ outcome() { ashow "$1" | python3 -c "import json,sys; d=json.load(sys.stdin); pr
 field() { ashow "$1" | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['$2'])"; }
 # The webhook receiver, in the chroot too (as root it becomes asterisk).
 echo "e2e-token-$$" >"$ROOT/etc/asterisk/autodial-serve.token"
-chroot "$ROOT" "$CHROOT_AUTODIAL" serve --listen 127.0.0.1:9095 \
-    --token-file /etc/asterisk/autodial-serve.token 2>"$WORK/serve.log" &
-SERVE_PID=$!
-for _ in $(seq 1 100); do
-    curl -fsS http://127.0.0.1:9095/healthz >/dev/null 2>&1 && break
-    sleep 0.1
-done
+# start_serve PORT LOG: a receiver on 127.0.0.1:PORT, its pid in
+# STARTED_PID once it answers /healthz.
+start_serve() {
+    chroot "$ROOT" "$CHROOT_AUTODIAL" serve --listen "127.0.0.1:$1" \
+        --token-file /etc/asterisk/autodial-serve.token 2>"$2" &
+    STARTED_PID=$!
+    for _ in $(seq 1 100); do
+        curl -fsS "http://127.0.0.1:$1/healthz" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+}
+start_serve 9095 "$WORK/serve.log"
+SERVE_PID=$STARTED_PID
 AM=$TOP/fixtures/alertmanager-0.25
 post() { curl -sS -H "Authorization: Bearer e2e-token-$$" -H 'Content-Type: application/json' \
     --data-binary "@$AM/$1" http://127.0.0.1:9095/alertmanager; }
@@ -692,13 +699,8 @@ fi
 
 # --- heartbeats (issue 19): the spool is the timer -------------------------
 # A receiver of its own (port 9096) takes the pings; stopping it stops them.
-chroot "$ROOT" "$CHROOT_AUTODIAL" serve --listen 127.0.0.1:9096 \
-    --token-file /etc/asterisk/autodial-serve.token 2>"$WORK/serve-hb.log" &
-HB_PID=$!
-for _ in $(seq 1 100); do
-    curl -fsS http://127.0.0.1:9096/healthz >/dev/null 2>&1 && break
-    sleep 0.1
-done
+start_serve 9096 "$WORK/serve-hb.log"
+HB_PID=$STARTED_PID
 hbping() { curl -sS -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer e2e-token-$$" \
     --data-binary "@$AM/01-firing-group-two-alerts.json" http://127.0.0.1:9096/heartbeats/e2ehb; }
 hbrun() { grep -c "app_verbose.c: Heartbeat e2ehb: $1" "$LOG" || true; }
