@@ -210,6 +210,35 @@ impl Command {
         Command::build("WAIT FOR DIGIT", &[Arg::Word(n.as_bytes())])
             .unwrap_or_else(|_| Command::noop())
     }
+    /// `GET DATA "file" <timeout ms> <max digits>`: plays `file` and
+    /// collects digits (`#` ends them early).
+    pub fn get_data(
+        file: &[u8],
+        timeout_ms: u32,
+        max_digits: u32,
+    ) -> Result<Command, CommandError> {
+        let (t, m) = (timeout_ms.to_string(), max_digits.to_string());
+        Command::build(
+            "GET DATA",
+            &[
+                Arg::Text(file),
+                Arg::Word(t.as_bytes()),
+                Arg::Word(m.as_bytes()),
+            ],
+        )
+    }
+    /// `SAY NUMBER <n> "escape_digits"`: Asterisk's own recordings.
+    pub fn say_number(n: i64, escape_digits: &[u8]) -> Result<Command, CommandError> {
+        let n = n.to_string();
+        Command::build(
+            "SAY NUMBER",
+            &[Arg::Word(n.as_bytes()), Arg::Text(escape_digits)],
+        )
+    }
+    /// `SAY ALPHA "text" "escape_digits"`: spelled letter by letter.
+    pub fn say_alpha(text: &[u8], escape_digits: &[u8]) -> Result<Command, CommandError> {
+        Command::build("SAY ALPHA", &[Arg::Text(text), Arg::Text(escape_digits)])
+    }
     /// `STREAM FILE "file" "escape_digits"`
     pub fn stream_file(file: &[u8], escape_digits: &[u8]) -> Result<Command, CommandError> {
         Command::build("STREAM FILE", &[Arg::Text(file), Arg::Text(escape_digits)])
@@ -219,6 +248,24 @@ impl Command {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn line_commands() {
+        assert_eq!(
+            Command::get_data(b"/var/lib/x/pin", 5000, 4)
+                .unwrap()
+                .as_bytes(),
+            b"GET DATA \"/var/lib/x/pin\" 5000 4"
+        );
+        assert_eq!(
+            Command::say_number(12, b"1#*09").unwrap().as_bytes(),
+            b"SAY NUMBER 12 \"1#*09\""
+        );
+        assert_eq!(
+            Command::say_alpha(b"ivan", b"1").unwrap().as_bytes(),
+            b"SAY ALPHA \"ivan\" \"1\""
+        );
+    }
 
     #[test]
     fn matches_the_lines_asterisk_was_sent() {

@@ -114,7 +114,8 @@ fn success(text: &[u8]) -> Option<Reply> {
         .ok()?;
     let end = after.iter().position(|&b| b == b' ').unwrap_or(after.len());
     let (result, mut tail) = after.split_at(end);
-    if result.is_empty() {
+    // GET DATA timing out before any digit: `200 result= (timeout)`
+    if result.is_empty() && !tail.starts_with(b" (") {
         return None;
     }
     tail = tail.strip_prefix(b" ").unwrap_or(tail);
@@ -195,6 +196,24 @@ mod tests {
     #[test]
     fn success_forms() {
         assert_eq!(one(b"200 result=1\n").result_code(), Some(1));
+        // GET DATA: digits, digits cut by the timeout, none at all
+        assert_eq!(one(b"200 result=4711\n").result_code(), Some(4711));
+        assert_eq!(
+            one(b"200 result=47 (timeout)\n"),
+            Reply::Success {
+                result: b"47".to_vec(),
+                data: Some(b"timeout".to_vec()),
+                rest: vec![],
+            }
+        );
+        assert_eq!(
+            one(b"200 result= (timeout)\n"),
+            Reply::Success {
+                result: vec![],
+                data: Some(b"timeout".to_vec()),
+                rest: vec![],
+            }
+        );
         assert_eq!(
             one(b"200 result=1 (a b)\n"),
             Reply::Success {

@@ -39,8 +39,10 @@ use crate::error::Invalid;
 use crate::speech::{self, Phrase};
 
 mod heartbeat;
+mod line;
 mod oncall;
 pub use heartbeat::{publish_retry_timer, timer_call_file, HeartbeatView, Ping, HEARTBEAT_CONTEXT};
+pub use line::{LineAlerts, Prepared};
 pub use oncall::{
     on_call, LineRoute, OverrideChange, Reach, ReplanReport, MAX_OVERRIDE, REPLAN_MARGIN,
 };
@@ -707,26 +709,12 @@ impl Pager {
         langs.sort();
         langs.dedup();
         let sp = &cfg.speech;
-        let dir = &cfg.sounds_dir;
         let mut sounds = BTreeMap::new();
         let mut error = None;
-        let limit = speech::Limit {
-            deadline,
-            stop: Some(&self.stop),
-        };
         for lang in langs {
             let voice = speech::voice(sp, &lang);
             let msg = speech::message(sp, &lang, text, cfg.ack_digit);
-            let cached = speech::cache_path(sp, dir, &voice, &msg);
-            let r = if sp.engine != "none" && cached.is_file() {
-                Ok(cached)
-            } else {
-                match self.renders.enter(deadline) {
-                    Some(_pass) => speech::render(sp, dir, &voice, &msg, limit),
-                    None => Err(speech::SpeechError::NoSlot),
-                }
-            };
-            match r {
+            match self.render_text(cfg, &voice, &msg, deadline) {
                 Ok(p) => {
                     sounds.insert(lang.clone(), p.to_string_lossy().into_owned());
                 }
@@ -736,15 +724,34 @@ impl Pager {
                 }
             }
             for ph in [Phrase::Acked, Phrase::Stale] {
-                let text = speech::phrase(&lang, ph);
-                if !speech::cache_path(sp, dir, &voice, text).is_file() {
-                    if let Some(_pass) = self.renders.enter(deadline) {
-                        let _ = speech::render(sp, dir, &voice, text, limit);
-                    }
-                }
+                let _ = self.render_text(cfg, &voice, speech::phrase(&lang, ph), deadline);
             }
         }
         (sounds, error)
+    }
+
+    /// `text` in `voice` from the cache, else rendered (one of the
+    /// [`RENDERS`] slots, within `deadline`).
+    fn render_text(
+        &self,
+        cfg: &AlertsConfig,
+        voice: &str,
+        text: &str,
+        deadline: Option<Instant>,
+    ) -> Result<PathBuf, speech::SpeechError> {
+        let (sp, dir) = (&cfg.speech, &cfg.sounds_dir);
+        let cached = speech::cache_path(sp, dir, voice, text);
+        if sp.engine != "none" && cached.is_file() {
+            return Ok(cached);
+        }
+        let limit = speech::Limit {
+            deadline,
+            stop: Some(&self.stop),
+        };
+        match self.renders.enter(deadline) {
+            Some(_pass) => speech::render(sp, dir, voice, text, limit),
+            None => Err(speech::SpeechError::NoSlot),
+        }
     }
 
     /// Raises an alert: a new episode whose calls are all queued at once,
@@ -875,8 +882,20 @@ impl Pager {
     /// Acknowledges from outside a call; the calls still pending are
     /// removed before it answers. `None` for an unknown id.
     pub fn ack(&self, id: &str, by: &str, via: super::Via) -> Result<Option<Change>, PagerError> {
+        self.ack_episode(id, None, by, via)
+    }
+
+    /// [`Pager::ack`] of the episode the caller heard (`None`: the
+    /// current one); a later episode is left alone.
+    pub fn ack_episode(
+        &self,
+        id: &str,
+        episode: Option<u32>,
+        by: &str,
+        via: super::Via,
+    ) -> Result<Option<Change>, PagerError> {
         let _work = self.changes.enter(None);
-        let c = self.write(|s| s.ack(id, by, via))?;
+        let c = self.write(|s| s.ack(id, episode, by, via))?;
         if c.is_some() {
             self.sync(id)?;
         }
@@ -912,20 +931,6 @@ impl Pager {
         Ok(r)
     }
 
-    /// Until when the alert line refuses `number` (ten wrong PINs within
-    /// an hour lock it for an hour); `None`: not locked at `now`.
-    pub fn line_locked(&self, number: &str, now: i64) -> Result<Option<i64>, PagerError> {
-        let f = self.read(|s| s.pin_failures(number, now - 2 * crate::line::LOCK_WINDOW))?;
-        Ok(crate::line::locked_until(&f, now))
-    }
-
-    /// Records a wrong PIN from `number` at `now`; returns until when the
-    /// number is locked now, if it is.
-    pub fn line_pin_failed(&self, number: &str, now: i64) -> Result<Option<i64>, PagerError> {
-        self.write(|s| s.record_pin_failure(number, now, now - 2 * crate::line::LOCK_WINDOW))?;
-        self.line_locked(number, now)
-    }
-
     /// Records a call's outcome.
     pub fn record_outcome(&self, call_id: i64, outcome: Outcome) -> Result<Recorded, PagerError> {
         self.write(|s| s.record_outcome(call_id, outcome))
@@ -955,7 +960,12 @@ impl Pager {
     /// message when it is there, else the fallback prompt. Asterisk is
     /// given the path without `.wav`.
     pub fn message_sound(&self, info: &CallInfo, lang: &str) -> String {
-        info.sounds
+        self.alert_sound(&info.sounds, lang)
+    }
+
+    /// [`Pager::message_sound`] from an alert's rendered `sounds`.
+    pub fn alert_sound(&self, sounds: &BTreeMap<String, String>, lang: &str) -> String {
+        sounds
             .get(lang)
             .map(Path::new)
             .filter(|p| p.is_file())
@@ -965,19 +975,16 @@ impl Pager {
 
     /// One of the AGI's phrases in `lang` when rendered, else `stock`.
     pub fn phrase_sound(&self, lang: &str, which: Phrase, stock: &str) -> String {
+        self.text_sound(lang, speech::phrase(lang, which))
+            .unwrap_or_else(|| stock.to_string())
+    }
+
+    /// `text` in `lang` when it was rendered ahead (never renders).
+    pub fn text_sound(&self, lang: &str, text: &str) -> Option<String> {
         let cfg = self.config();
         let voice = speech::voice(&cfg.speech, lang);
-        let p = speech::cache_path(
-            &cfg.speech,
-            &cfg.sounds_dir,
-            &voice,
-            speech::phrase(lang, which),
-        );
-        if p.is_file() {
-            playable(&p)
-        } else {
-            stock.to_string()
-        }
+        let p = speech::cache_path(&cfg.speech, &cfg.sounds_dir, &voice, text);
+        p.is_file().then(|| playable(&p))
     }
 }
 

@@ -669,12 +669,16 @@ impl Store {
         .optional()
     }
 
-    /// Acknowledges alert `id` (from the command line or the web): a firing
-    /// or unacknowledged alert becomes acked; the calls still scheduled
-    /// are cancelled. `None` for an unknown id.
+    /// Acknowledges alert `id` (from the command line, the web or the
+    /// alert line): a firing or unacknowledged alert becomes acked; the
+    /// calls still scheduled are cancelled. `None` for an unknown id.
+    /// With `episode`, only that episode (the one the caller heard): a
+    /// later one is left alone and the answer is `Already` with the state
+    /// of the episode heard.
     pub fn ack(
         &mut self,
         id: &str,
+        episode: Option<u32>,
         by: &str,
         via: super::Via,
     ) -> Result<Option<Change>, StoreError> {
@@ -683,6 +687,24 @@ impl Store {
             let Some((ep, state, acked_by)) = Self::current(tx, id)? else {
                 return Ok(None);
             };
+            if let Some(heard) = episode.filter(|&e| e != ep) {
+                let old: Option<(AlertState, Option<String>)> = tx
+                    .query_row(
+                        "SELECT state, acked_by FROM episodes WHERE alert_id = ?1 AND episode = ?2",
+                        params![id, heard],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                let Some((state, by)) = old else {
+                    return Ok(None);
+                };
+                // an earlier episode is over even if its row says otherwise
+                let state = match state {
+                    AlertState::Firing | AlertState::Unacknowledged => AlertState::Resolved,
+                    s => s,
+                };
+                return Ok(Some(Change::Already { state, by }));
+            }
             if !matches!(state, AlertState::Firing | AlertState::Unacknowledged) {
                 return Ok(Some(Change::Already {
                     state,
@@ -921,7 +943,7 @@ impl Store {
                 "SELECT e.alert_id, e.episode, e.state, e.text, e.chain, e.labels, e.raised_at,
                  e.acked_by, e.acked_at, e.resolved_at, e.sounds, e.speech_error, e.labels_cut,
                  e.acked_via FROM alerts a JOIN episodes e ON e.alert_id = a.id AND e.episode = a.episode
-                 WHERE ?1 IS NULL OR a.id = ?1 ORDER BY e.raised_at DESC, a.id",
+                 WHERE ?1 IS NULL OR a.id = ?1 ORDER BY e.raised_at DESC, e.rowid DESC",
             )
             .map_err(self.err("list"))?;
         // A value this program does not know (a state written by a newer

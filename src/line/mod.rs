@@ -4,6 +4,8 @@
 //! stores the failures, the AGI program holds the conversation.
 
 use crate::alert::config::AlertsConfig;
+use crate::alert::store::CallRow;
+use crate::alert::Outcome;
 use crate::number::{rewrite, valid_number};
 
 /// Wrong PINs from one number within [`LOCK_WINDOW`] that lock it.
@@ -85,6 +87,186 @@ pub fn locked_until(failures: &[i64], now: i64) -> Option<i64> {
         .map(|w| w[LOCK_AFTER - 1] + LOCK_WINDOW)
         .max()
         .filter(|&until| now < until)
+}
+
+/// Who was called for an alert, in the order of their first call: every
+/// call placed or ringing by `now` (its time has come and nothing
+/// cancelled, re-planned or skipped it).
+pub fn called(calls: &[CallRow], now: i64) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut sorted: Vec<&CallRow> = calls.iter().collect();
+    sorted.sort_by_key(|c| (c.at, c.id));
+    for c in sorted {
+        let placed = match c.outcome {
+            Outcome::Cancelled | Outcome::Replanned | Outcome::NobodyOnCall => false,
+            Outcome::Scheduled => c.at <= now,
+            _ => true,
+        };
+        if placed && !out.contains(&c.contact) {
+            out.push(c.contact.clone());
+        }
+    }
+    out
+}
+
+/// Seconds of silence after an alert that move on to the next one.
+pub const SILENCE_SECONDS: u32 = 10;
+/// Tries at the PIN, and the seconds each may take.
+pub const PIN_TRIES: usize = 3;
+pub const PIN_SECONDS: u32 = 5;
+
+/// The line's keys (`line.keys`, checked distinct when the config loads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keys {
+    pub ack: char,
+    pub next: char,
+    pub repeat: char,
+    pub oncall: char,
+    pub acked_too: char,
+}
+
+/// What a key asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    Ack,
+    Next,
+    Repeat,
+    OnCall,
+    AckedToo,
+}
+
+impl Keys {
+    /// The keys of `cfg` (`line.keys.ack` defaults to `ack_digit`).
+    pub fn of(cfg: &AlertsConfig) -> Keys {
+        let k = &cfg.line.keys;
+        let one = |s: &str, d: char| s.chars().next().unwrap_or(d);
+        Keys {
+            ack: k
+                .ack
+                .as_deref()
+                .map_or(cfg.ack_digit, |s| one(s, cfg.ack_digit)),
+            next: one(&k.next, '#'),
+            repeat: one(&k.repeat, '*'),
+            oncall: one(&k.oncall, '0'),
+            acked_too: one(&k.acked_too, '9'),
+        }
+    }
+
+    /// In the order the menu says them.
+    pub fn all(&self) -> [char; 5] {
+        [
+            self.ack,
+            self.next,
+            self.repeat,
+            self.oncall,
+            self.acked_too,
+        ]
+    }
+
+    /// The escape digits of every prompt: all five keys.
+    pub fn escape(&self) -> String {
+        self.all().iter().collect()
+    }
+
+    /// What `c` asks for; `None`: no key of the line (ignored).
+    pub fn key(&self, c: char) -> Option<Key> {
+        [
+            (self.ack, Key::Ack),
+            (self.next, Key::Next),
+            (self.repeat, Key::Repeat),
+            (self.oncall, Key::OnCall),
+            (self.acked_too, Key::AckedToo),
+        ]
+        .into_iter()
+        .find(|(k, _)| *k == c)
+        .map(|(_, w)| w)
+    }
+}
+
+/// One alert of the walk: an index into the firing list or the
+/// acknowledged one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Item {
+    Firing(usize),
+    Acked(usize),
+}
+
+/// What the conversation does after a key (or silence) on an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Then {
+    /// Acknowledge this alert, then go on with the next.
+    Ack(Item),
+    /// Say who is on call, then this alert again.
+    OnCall,
+    /// The acknowledged alerts were added after the firing ones: say how
+    /// many, then this alert again (or the first of them when the firing
+    /// ones are done).
+    AckedAdded(usize),
+    /// Say the alert now current (or "End of alerts" when there is none).
+    Go,
+}
+
+/// The caller's way through the alerts: the firing ones newest first,
+/// then (once asked for) the acknowledged ones. Pure: the conversation
+/// asks it what comes next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Walk {
+    firing: usize,
+    acked: usize,
+    with_acked: bool,
+    pos: usize,
+}
+
+impl Walk {
+    pub fn new(firing: usize, acked: usize) -> Walk {
+        Walk {
+            firing,
+            acked,
+            with_acked: false,
+            pos: 0,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.firing + if self.with_acked { self.acked } else { 0 }
+    }
+
+    /// The alert to say now; `None`: the end.
+    pub fn current(&self) -> Option<Item> {
+        (self.pos < self.len()).then(|| {
+            if self.pos < self.firing {
+                Item::Firing(self.pos)
+            } else {
+                Item::Acked(self.pos - self.firing)
+            }
+        })
+    }
+
+    /// After an alert (or at the end): `key` pressed, or `None` for
+    /// silence, which moves on like the next key.
+    pub fn on(&mut self, key: Option<Key>) -> Then {
+        let cur = self.current();
+        match key {
+            None | Some(Key::Next) => {
+                self.pos = (self.pos + 1).min(self.len());
+                Then::Go
+            }
+            Some(Key::Repeat) => Then::Go,
+            Some(Key::OnCall) => Then::OnCall,
+            Some(Key::AckedToo) if !self.with_acked => {
+                self.with_acked = true;
+                Then::AckedAdded(self.acked)
+            }
+            Some(Key::AckedToo) => Then::Go,
+            Some(Key::Ack) => match cur {
+                Some(item) => {
+                    self.pos += 1;
+                    Then::Ack(item)
+                }
+                None => Then::Go,
+            },
+        }
+    }
 }
 
 #[cfg(test)]
@@ -169,6 +351,80 @@ mod tests {
         // 10 spread over more than an hour: not locked
         let slow: Vec<i64> = (0..10).map(|i| i * 400).collect();
         assert_eq!(locked_until(&slow, 3700), None);
+    }
+
+    #[test]
+    fn the_walk_goes_through_firing_then_acked_on_request() {
+        use Item::*;
+        let mut w = Walk::new(2, 1);
+        assert_eq!(w.current(), Some(Firing(0)));
+        assert_eq!(w.on(Some(Key::Repeat)), Then::Go);
+        assert_eq!(w.current(), Some(Firing(0)));
+        assert_eq!(w.on(Some(Key::OnCall)), Then::OnCall);
+        assert_eq!(w.current(), Some(Firing(0)));
+        assert_eq!(w.on(Some(Key::Ack)), Then::Ack(Firing(0)));
+        assert_eq!(w.current(), Some(Firing(1)));
+        // silence moves on: the end without the acked ones
+        assert_eq!(w.on(None), Then::Go);
+        assert_eq!(w.current(), None);
+        assert_eq!(w.on(Some(Key::Ack)), Then::Go, "nothing to ack at the end");
+        // asked for at the end: the acked ones come
+        assert_eq!(w.on(Some(Key::AckedToo)), Then::AckedAdded(1));
+        assert_eq!(w.current(), Some(Acked(0)));
+        assert_eq!(w.on(Some(Key::AckedToo)), Then::Go, "added once");
+        assert_eq!(w.on(Some(Key::Next)), Then::Go);
+        assert_eq!(w.current(), None);
+        assert_eq!(w.on(Some(Key::Next)), Then::Go);
+        assert_eq!(w.current(), None, "stays at the end");
+        // nothing firing: the acked ones on request only
+        let mut w = Walk::new(0, 3);
+        assert_eq!(w.current(), None);
+        assert_eq!(w.on(Some(Key::AckedToo)), Then::AckedAdded(3));
+        assert_eq!(w.current(), Some(Acked(0)));
+    }
+
+    #[test]
+    fn who_was_called_is_every_call_placed_or_ringing() {
+        let call = |id: i64, contact: &str, at: i64, outcome: Outcome| CallRow {
+            id,
+            episode: 1,
+            contact: contact.into(),
+            number: "1".into(),
+            step: 0,
+            round: 0,
+            at,
+            file: String::new(),
+            outcome,
+            schedule: None,
+            why: None,
+        };
+        let calls = [
+            call(3, "olga", 200, Outcome::Scheduled),
+            call(1, "ivan", 100, Outcome::NoAnswer),
+            call(2, "petr", 150, Outcome::Scheduled),
+            call(4, "ivan", 160, Outcome::AnsweredNoAck),
+            call(5, "anna", 120, Outcome::Replanned),
+            call(6, "boris", 130, Outcome::Cancelled),
+            call(7, "nobody", 140, Outcome::NobodyOnCall),
+        ];
+        assert_eq!(called(&calls, 150), ["ivan", "petr"]);
+        assert_eq!(called(&calls, 149), ["ivan"]);
+        assert_eq!(called(&calls, 300), ["ivan", "petr", "olga"]);
+        // a call whose time has not come was not placed
+        assert!(called(&calls[..1], 199).is_empty());
+    }
+
+    #[test]
+    fn keys_default_and_configured() {
+        let k = Keys::of(&cfg(""));
+        assert_eq!(k.all(), ['1', '#', '*', '0', '9']);
+        assert_eq!(k.escape(), "1#*09");
+        assert_eq!(k.key('#'), Some(Key::Next));
+        assert_eq!(k.key('5'), None);
+        let k = Keys::of(&cfg(r#", "line": {"keys": {"ack": "5", "next": "6"}}"#));
+        assert_eq!(k.all(), ['5', '6', '*', '0', '9']);
+        assert_eq!(k.key('1'), None);
+        assert_eq!(k.key('5'), Some(Key::Ack));
     }
 
     #[test]

@@ -836,6 +836,22 @@ fn replan(p: &Pager) {
     }
 }
 
+/// Renders ahead what the calls and the alert line say besides the
+/// messages (new contacts, names, languages); logs what failed.
+fn prepare(p: &Pager) {
+    let r = p.prepare(None);
+    if r.rendered > 0 {
+        log::info!(
+            "rendered {} phrase(s) and name(s) ahead ({})",
+            r.rendered,
+            r.languages.join(", ")
+        );
+    }
+    for e in r.errors {
+        log::warn!("rendering ahead: {e}; the calls fall back to stock prompts");
+    }
+}
+
 /// SIGHUP: reads the config again; a bad one is refused with one log line
 /// and the old one stays in force; then re-plans.
 pub fn reload(p: &Pager, path: &std::path::Path) {
@@ -859,6 +875,7 @@ pub fn reload(p: &Pager, path: &std::path::Path) {
     for e in p.settle_heartbeats(unix_now()) {
         log::warn!("heartbeats: {}", error_chain(&e));
     }
+    prepare(p);
 }
 
 /// Waits for SIGTERM (`term`, registered before the listener is bound, so
@@ -936,6 +953,9 @@ pub fn serve(opts: Options) -> Result<(), String> {
         // now, and again after each SIGHUP reload.
         let p = pager.clone();
         let _ = tokio::task::spawn_blocking(move || replan(&p)).await;
+        // (in the background: one render slot at a time, never in the way)
+        let p = pager.clone();
+        tokio::task::spawn_blocking(move || prepare(&p));
         let p = pager.clone();
         let path = opts.config_path.clone();
         tokio::spawn(async move {

@@ -155,13 +155,53 @@ pub fn default_template(language: &str) -> &'static str {
     }
 }
 
-/// The short phrases the AGI plays: a confirmation and "already done".
+/// The short phrases the AGI plays: on an alert call a confirmation and
+/// "already done"; on the alert line (`AGI(alert,line)`) the rest. They
+/// are rendered ahead of any call (`autodial alert prepare`, the
+/// receiver's start), never during one.
 pub fn phrase(language: &str, which: Phrase) -> &'static str {
-    match (language, which) {
-        ("ru", Phrase::Acked) => "Подтверждено. Спасибо.",
-        ("ru", Phrase::Stale) => "Эта тревога уже подтверждена или закрыта. До свидания.",
-        (_, Phrase::Acked) => "Acknowledged. Thank you.",
-        (_, Phrase::Stale) => "This alert is already acknowledged or resolved. Goodbye.",
+    use Phrase::*;
+    if language == "ru" {
+        return match which {
+            Acked => "Подтверждено. Спасибо.",
+            Stale => "Эта тревога уже подтверждена или закрыта. До свидания.",
+            NotRegistered => "Этот номер не зарегистрирован. До свидания.",
+            EnterPin => "Введите ПИН-код.",
+            WrongPin => "Неверный ПИН-код.",
+            Locked => "Слишком много неверных ПИН-кодов. Номер заблокирован на час. До свидания.",
+            Firing => "Активных тревог:",
+            NoneFiring => "Активных тревог нет.",
+            AckedAlerts => "Подтверждённых тревог:",
+            Called => "Звонили:",
+            NobodyCalled => "Ещё никому не звонили.",
+            NotAcked => "Не подтверждена.",
+            AckedBy => "Подтвердил",
+            AlreadyAcked => "Уже подтвердил",
+            Resolved => "Эта тревога закрыта.",
+            OnCall => "Сейчас дежурят:",
+            Nobody => "никто",
+            End => "Тревог больше нет. До свидания.",
+        };
+    }
+    match which {
+        Acked => "Acknowledged. Thank you.",
+        Stale => "This alert is already acknowledged or resolved. Goodbye.",
+        NotRegistered => "This number is not registered. Goodbye.",
+        EnterPin => "Please enter your PIN.",
+        WrongPin => "Wrong PIN.",
+        Locked => "Too many wrong PINs. This number is locked for an hour. Goodbye.",
+        Firing => "Alerts firing:",
+        NoneFiring => "No alerts are firing.",
+        AckedAlerts => "Acknowledged alerts:",
+        Called => "Called:",
+        NobodyCalled => "Nobody was called yet.",
+        NotAcked => "Not acknowledged.",
+        AckedBy => "Acknowledged by",
+        AlreadyAcked => "Already acknowledged by",
+        Resolved => "This alert is resolved.",
+        OnCall => "On call now:",
+        Nobody => "nobody",
+        End => "End of alerts. Goodbye.",
     }
 }
 
@@ -170,6 +210,87 @@ pub fn phrase(language: &str, which: Phrase) -> &'static str {
 pub enum Phrase {
     Acked,
     Stale,
+    NotRegistered,
+    EnterPin,
+    WrongPin,
+    Locked,
+    /// Followed by the count (`SAY NUMBER`).
+    Firing,
+    NoneFiring,
+    /// Followed by the count.
+    AckedAlerts,
+    /// Followed by the names.
+    Called,
+    NobodyCalled,
+    NotAcked,
+    /// Followed by the name.
+    AckedBy,
+    /// Followed by the name.
+    AlreadyAcked,
+    Resolved,
+    /// Followed by each schedule's name and who is on call.
+    OnCall,
+    Nobody,
+    End,
+}
+
+impl Phrase {
+    /// Every phrase, for rendering ahead of the calls.
+    pub const ALL: [Phrase; 18] = [
+        Phrase::Acked,
+        Phrase::Stale,
+        Phrase::NotRegistered,
+        Phrase::EnterPin,
+        Phrase::WrongPin,
+        Phrase::Locked,
+        Phrase::Firing,
+        Phrase::NoneFiring,
+        Phrase::AckedAlerts,
+        Phrase::Called,
+        Phrase::NobodyCalled,
+        Phrase::NotAcked,
+        Phrase::AckedBy,
+        Phrase::AlreadyAcked,
+        Phrase::Resolved,
+        Phrase::OnCall,
+        Phrase::Nobody,
+        Phrase::End,
+    ];
+}
+
+/// The alert line's menu for these keys (ack, next, repeat, on call,
+/// acknowledged too).
+pub fn menu(language: &str, keys: [char; 5]) -> String {
+    let said = |k: char| -> String {
+        match (language, k) {
+            ("ru", '#') => "решётку".into(),
+            ("ru", '*') => "звёздочку".into(),
+            (_, '#') => "pound".into(),
+            (_, '*') => "star".into(),
+            (_, d) => d.to_string(),
+        }
+    };
+    let [ack, next, repeat, oncall, acked] = keys.map(said);
+    if language == "ru" {
+        format!(
+            "Нажмите {ack}, чтобы подтвердить; {next}: следующая тревога; {repeat}: повторить; \
+             {oncall}: кто дежурит; {acked}: подтверждённые тревоги."
+        )
+    } else {
+        format!(
+            "Press {ack} to acknowledge, {next} for the next alert, {repeat} to repeat, \
+             {oncall} for who is on call, {acked} to hear acknowledged alerts too."
+        )
+    }
+}
+
+/// A contact's or schedule's name as said: `night_shift` is "night shift".
+pub fn spoken_name(name: &str) -> String {
+    name.chars()
+        .map(|c| if matches!(c, '_' | '-' | '.') { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_string()
 }
 
 /// The message to speak: the template for `language` with the alert's

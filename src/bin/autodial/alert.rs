@@ -86,6 +86,16 @@ enum AlertCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Render ahead what the phone calls and the alert line say besides
+    /// the messages (phrases, the line's menu, contacts' and schedules'
+    /// names) in every language of the contacts; `autodial serve` does it
+    /// at its start and on SIGHUP. Exit 1 if something could not be
+    /// rendered (the calls then fall back to stock prompts).
+    #[command(after_help = AFTER_HELP)]
+    Prepare {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn run(a: AlertArgs) -> u8 {
@@ -166,6 +176,29 @@ pub fn run(a: AlertArgs) -> u8 {
         AlertCmd::Resolve { id, json } => change(&pager, &id, None, json),
         AlertCmd::List { all, json } => list(&pager, all, json),
         AlertCmd::Show { id, json } => show(&pager, &id, json),
+        AlertCmd::Prepare { json } => prepare(&pager, json),
+    }
+}
+
+fn prepare(p: &Pager, as_json: bool) -> u8 {
+    let r = p.prepare(None);
+    if as_json {
+        print_json(&r);
+    } else {
+        println!(
+            "languages {}: {} rendered, {} already rendered",
+            r.languages.join(", "),
+            r.rendered,
+            r.cached
+        );
+        for e in &r.errors {
+            eprintln!("autodial alert prepare: {e}");
+        }
+    }
+    if r.errors.is_empty() {
+        0
+    } else {
+        EXIT_FAILURE
     }
 }
 

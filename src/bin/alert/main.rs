@@ -32,6 +32,8 @@ use agi_callback::speech::Phrase;
 use agi_callback::{error_chain, escape_bytes, logging, paths};
 use log::{Level, LevelFilter};
 
+mod line;
+
 /// Rounds of message + wait.
 const ROUNDS: usize = 3;
 /// Milliseconds to wait for the digit after each message.
@@ -102,25 +104,37 @@ impl<R: io::BufRead, W: Write> Agi<R, W> {
     /// `Some(false)` played to the end (or missing), `None` hung up.
     fn play(&mut self, file: &str, digit: Option<char>) -> Option<bool> {
         let esc = digit.map(|d| d.to_string()).unwrap_or_default();
-        let cmd = Command::stream_file(file.as_bytes(), esc.as_bytes()).ok()?;
+        Some(self.play_keys(file, &esc)?.is_some())
+    }
+
+    /// Plays `file` with the keys of `escape` ending it: `Some(Some(k))`
+    /// the key pressed, `Some(None)` played to the end (or missing),
+    /// `None` hung up.
+    fn play_keys(&mut self, file: &str, escape: &str) -> Option<Option<char>> {
+        let cmd = Command::stream_file(file.as_bytes(), escape.as_bytes()).ok()?;
+        self.keyed(cmd, escape)
+    }
+
+    /// A command that plays something with `escape` digits (STREAM FILE,
+    /// SAY NUMBER, SAY ALPHA) and answers the key pressed in `result=`.
+    fn keyed(&mut self, cmd: Command, escape: &str) -> Option<Option<char>> {
         let reply = self.send(cmd)?;
         if !matches!(reply, Reply::Success { .. }) {
             return None;
         }
         match reply.result_code() {
-            Some(c) if digit.is_some_and(|d| c == d as i64) => Some(true),
             Some(-1) => {
                 // A missing file and a dead channel both give -1: a channel
                 // command tells them apart (511 on a dead channel).
                 match self.send(Command::wait_for_digit(1))? {
-                    Reply::Success { .. } => Some(false),
+                    Reply::Success { .. } => Some(None),
                     _ => None,
                 }
             }
-            _ => Some(false),
+            Some(c) => Some(key_of(c).filter(|k| escape.contains(*k))),
+            None => Some(None),
         }
     }
-
     /// Waits for `digit`; another key is ignored (the wait goes on).
     fn wait(&mut self, digit: char) -> Option<bool> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_millis(WAIT_MS as u64);
@@ -141,6 +155,14 @@ impl<R: io::BufRead, W: Write> Agi<R, W> {
             }
         }
     }
+}
+
+/// The key in a `result=` code (its ASCII value); `None` for 0 (none).
+fn key_of(code: i64) -> Option<char> {
+    u8::try_from(code)
+        .ok()
+        .map(char::from)
+        .filter(|c| c.is_ascii_digit() || matches!(c, '*' | '#'))
 }
 
 /// Commands Asterisk answers on a dead channel too.
@@ -168,6 +190,10 @@ fn run<R: agi_callback::agi::Lookahead, W: Write>(reader: R, writer: W) -> i32 {
     }
     if arg(1).as_deref() == Some("oncall") {
         return oncall_line(&mut agi, &arg(2).unwrap_or_default());
+    }
+    if arg(1).as_deref() == Some("line") {
+        let callerid = env.callerid().unwrap_or_default().to_vec();
+        return line::line(&mut agi, &callerid);
     }
     let call_id: Option<i64> = arg(1).and_then(|a| a.trim().parse().ok());
     let failed = arg(2).as_deref() == Some("failed");
