@@ -199,6 +199,7 @@ fn main() {
     match std::env::var("BENCH_ONLY").as_deref() {
         Ok("oncall") => return oncall(&base, &target, n),
         Ok("heartbeat") => return heartbeats(&base, &target, &triple, &floor, n),
+        Ok("line") => return line(&base, &target, &triple, &floor, n),
         _ => {}
     }
 
@@ -452,6 +453,7 @@ fn main() {
     alerts(&base, &target, &triple, &floor, n);
     oncall(&base, &target, n);
     heartbeats(&base, &target, &triple, &floor, n);
+    line(&base, &target, &triple, &floor, n);
     let _ = fs::remove_dir_all(&base);
 }
 
@@ -818,6 +820,87 @@ fn heartbeats(base: &Path, target: &Path, triple: &str, floor: &Path, n: usize) 
             "alert AGI, static build, the same on-call line",
             stats(lines_static),
         ),
+    ] {
+        println!(
+            "| {what} | {:.3} | {:.3} | {} | {n} |",
+            s.median_ms, s.p90_ms, s.rss_kib
+        );
+    }
+}
+
+/// The alert line: `AGI(alert,line)` from start to its first prompt
+/// after the PIN ("Alerts firing:", the list of 1,000 firing alerts read),
+/// where the caller hangs up (EOF); against the floor.
+fn line(base: &Path, target: &Path, triple: &str, floor: &Path, n: usize) {
+    use agi_callback::alert::pager::{Pager, RaiseRequest};
+    let alert = target.join("release/alert");
+    let alert_static = target.join("static").join(triple).join("release/alert");
+    let dir = base.join("line");
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(dir.join("spool/outgoing")).unwrap();
+    fs::create_dir_all(dir.join("spool/tmp")).unwrap();
+    let cfg = dir.join("alerts.json");
+    fs::write(
+        &cfg,
+        format!(
+            r#"{{"call": {{"channel": "PJSIP/{{number}}@sip-provider"}},
+            "contacts": {{"ivan": {{"number": "89161112233", "pin": "4711"}},
+                         "petr": {{"number": "89162223344"}}}},
+            "chains": {{"ops": {{"steps": [{{"contacts": ["petr"]}},
+                                          {{"contacts": ["ivan"], "after_seconds": 600}}]}}}},
+            "speech": {{"engine": "none"}},
+            "state_dir": "{d}/state", "spool_dir": "{d}/spool"}}"#,
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    let pager = Pager::open(
+        agi_callback::alert::config::AlertsConfig::load(&cfg).unwrap(),
+    )
+    .unwrap();
+    for i in 0..1000 {
+        pager
+            .raise(
+                &RaiseRequest {
+                    id: format!("load-{i}"),
+                    text: format!("Disk full on db{i}"),
+                    chain: Some("ops".into()),
+                    labels: Default::default(),
+                    labels_cut: 0,
+                },
+                None,
+            )
+            .unwrap();
+    }
+    drop(pager);
+    // the caller: ivan's number in the env block, the PIN, then gone at
+    // the first prompt
+    let mut input = String::from_utf8(agi_input(&["line"], "200 result=4711\n")).unwrap();
+    input = input.replace("agi_callerid: unknown", "agi_callerid: 89161112233");
+    let (mut fl, mut dynamic, mut stat) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..n {
+        fl.push(run_once(&mut Command::new(floor), input.as_bytes(), 0));
+        let mut agi = agi_command(&alert, &cfg, &dir);
+        dynamic.push(run_once(agi.arg("line"), input.as_bytes(), 0));
+        let mut agi = agi_command(&alert_static, &cfg, &dir);
+        stat.push(run_once(agi.arg("line"), input.as_bytes(), 0));
+    }
+    let log = fs::read_to_string(dir.join("autodial-alert.log")).unwrap_or_default();
+    assert!(
+        log.contains("(ivan): OK (hung up); heard 0 of 1000 firing"),
+        "the line reached its first prompt: {}",
+        log.lines().last().unwrap_or_default()
+    );
+    println!();
+    println!("| what | median ms | p90 ms | peak RSS KiB | runs |");
+    println!("|---|---|---|---|---|");
+    for (what, s) in [
+        ("floor: C program reading the env block", stats(fl)),
+        (
+            "alert AGI, alert line: PIN, 1,000 firing alerts read, first prompt",
+            stats(dynamic),
+        ),
+        ("alert AGI, static build, the same", stats(stat)),
     ] {
         println!(
             "| {what} | {:.3} | {:.3} | {} | {n} |",

@@ -37,6 +37,14 @@ The on-call line runs it as
 and dials what it sets: ONCALL_NAME, ONCALL_NUMBER, ONCALL_DIAL,
 ONCALL_NEXT_DIAL, ONCALL_STATUS (OK, NOBODY, UNKNOWN_SCHEDULE, ERROR).
 
+The alert line runs it as
+    AGI(alert,line)
+for contacts calling in (caller ID, then their PIN): it says what is
+firing and takes the ack digit, # next, * repeat, 0 who is on call,
+9 the acknowledged alerts too (line.keys); sets LINE_STATUS to OK,
+DENIED, LOCKED or ERROR. It plays only what was rendered ahead
+(`autodial alert prepare`).
+
 Config: $AUTODIAL_ALERTS, else $AST_CONFIG_DIR/alerts.json, else
 /etc/asterisk/alerts.json. Log: $AST_LOG_DIR/autodial-alert.log.
 

@@ -180,8 +180,10 @@ cat >"$ROOT/etc/asterisk/alerts.json" <<'EOF'
     "c2111": {"number": "2111"}, "c2112": {"number": "2112"},
     "c2304": {"number": "2304"}, "c2202": {"number": "2202"},
     "c2114": {"number": "2114"}, "c2305": {"number": "2305"},
-    "c2116": {"number": "2116"}
+    "c2116": {"number": "2116"}, "c2203": {"number": "2203"},
+    "c2117": {"number": "2117", "numbers": ["89160002117"], "pin": "4711"}
   },
+  "line": {"rewrite": [{"prefix": "+7", "replace": "8"}, {"prefix": "7", "replace": "8", "digits": 11}]},
   "heartbeats": {
     "e2ehb": {"timeout_seconds": 10, "chain": "s11",
               "text": "The end to end heartbeat has stopped."}
@@ -206,6 +208,7 @@ cat >"$ROOT/etc/asterisk/alerts.json" <<'EOF'
     "s9": {"steps": [{"schedules": ["e2eoc"]}]},
     "s11": {"steps": [{"contacts": ["c2202"]}, {"contacts": ["c2114"], "after_seconds": 40}]},
     "s10": {"steps": [{"schedules": ["e2eov"]}, {"schedules": ["e2eov"], "after_seconds": 12}]},
+    "s12": {"steps": [{"contacts": ["c2203"], "after_seconds": 90}]},
     "amdb": {"steps": [{"contacts": ["c2109"]}]},
     "amops": {"steps": [{"contacts": ["c2110"], "after_seconds": 20}]}
   },
@@ -551,6 +554,14 @@ for sc in s1 s2 s3 s4 s5 s6 s8 s9 s10; do
     adial alert raise --id "e2e-$sc" --text "Disk full on db1, scenario $sc" --chain "$sc" >"$WORK/raise-$sc.out" 2>&1 \
         || { fail "alert $sc: raise failed"; cat "$WORK/raise-$sc.out"; }
 done
+# the alert line (issue 20): c2117 calls 7777 from +79160002117 (one of
+# their numbers after line.rewrite), types the PIN and presses 1 on the
+# newest alert, e2e-s12, whose only call is still pending (due in 90 s)
+adial alert raise --id e2e-s12 --text "Replica lag on db2, scenario s12" --chain s12 >"$WORK/raise-s12.out" 2>&1 \
+    || { fail "alert line: raise failed"; cat "$WORK/raise-s12.out"; }
+adial alert prepare >"$WORK/prepare.out" 2>&1 || { fail "alert line: prepare failed"; cat "$WORK/prepare.out"; }
+"$AUTODIAL" --spool-dir "$SPOOL" call --channel Local/7777@e2e-line --context e2e-line-phone \
+    --wait-time 30 --name e2e-alert-line.call >/dev/null || fail "alert line: the call was not queued"
 # 10: c2112 covers e2eov while the alert is firing: its second step (at
 # 12 s) is re-planned to c2112; the first (ringing now) stays c2304's
 adial oncall override add --schedule e2eov --contact c2112 --from now \
@@ -570,6 +581,7 @@ while [ $((SECONDS - t0)) -lt 90 ]; do
     [ "$(outcome e2e-s2 c2103)" = answered_acked ] || done_all=0
     [ "$(outcome e2e-s9 c2111)" = answered_acked ] || done_all=0
     [ "$(outcome e2e-s10 c2112)" = answered_acked ] || done_all=0
+    [ "$(field e2e-s12 acked_via)" = line ] || done_all=0
     [ $((SECONDS - t0)) -ge 20 ] || done_all=0   # past every later step
     [ "$done_all" = 1 ] && break
     sleep 1
@@ -651,6 +663,18 @@ if [ "$(called 2305)" = 1 ] && [ "$(called 2116)" = 1 ] \
     pass "on-call line: 7778 rang c2305 (on call by an override), then ONCALL_NEXT_DIAL c2116 (the layer), who answered"
 else
     fail "on-call line: 2305=$(called 2305) 2116=$(called 2116)"; grep -E "On-call line|oncall" "$LOG" | tail -5
+fi
+# the alert line: acked by the caller's contact, via the line, the pending
+# call file gone, one log line for the call
+if [ "$(field e2e-s12 state)" = acked ] && [ "$(field e2e-s12 acked_by)" = c2117 ] \
+    && [ "$(field e2e-s12 acked_via)" = line ] && [ "$(outcome e2e-s12 c2203)" = cancelled ] \
+    && ! compgen -G "$SPOOL/outgoing/alert-e2e-s12-*" >/dev/null \
+    && grep -q "line call from +79160002117 (c2117): OK.*acked \[e2e-s12\]" "$ALOG" \
+    && grep -q "res_agi.c: alert,line: alert: line: c2117: 1 acked" "$LOG"; then
+    pass "alert line: c2117 called 7777 from +79160002117, typed the PIN and pressed 1: e2e-s12 acked via line, its pending call file removed"
+else
+    fail "alert line: state=$(field e2e-s12 state) by=$(field e2e-s12 acked_by) via=$(field e2e-s12 acked_via) 2203=$(outcome e2e-s12 c2203)"
+    grep -E "line call|Alert line" "$ALOG" "$LOG" | tail -5; cat "$WORK/prepare.out"
 fi
 # 9: a chain whose step is a schedule rings whoever is on call
 sched9=$(ashow e2e-s9 | python3 -c "import json,sys; d=json.load(sys.stdin); print(d['calls'][0].get('schedule'), d['calls'][0].get('why'))" 2>/dev/null || true)
