@@ -854,10 +854,8 @@ fn line(base: &Path, target: &Path, triple: &str, floor: &Path, n: usize) {
         ),
     )
     .unwrap();
-    let pager = Pager::open(
-        agi_callback::alert::config::AlertsConfig::load(&cfg).unwrap(),
-    )
-    .unwrap();
+    let pager =
+        Pager::open(agi_callback::alert::config::AlertsConfig::load(&cfg).unwrap()).unwrap();
     for i in 0..1000 {
         pager
             .raise(
