@@ -926,6 +926,23 @@ impl Store {
         Ok(v.into_iter().next())
     }
 
+    /// The alerts not resolved, newest first: id, episode, state only
+    /// (what the alert line needs to begin; it reads each one as it says
+    /// it).
+    pub fn open_alerts(&self) -> Result<Vec<(String, u32, AlertState)>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT e.alert_id, e.episode, e.state FROM alerts a JOIN episodes e
+                 ON e.alert_id = a.id AND e.episode = a.episode
+                 WHERE e.state != 'resolved' ORDER BY e.raised_at DESC, e.rowid DESC",
+            )
+            .map_err(self.err("list"))?;
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(self.err("list"))
+    }
+
     /// Every alert (with `all`) or those not resolved, newest first,
     /// without calls.
     pub fn list(&self, all: bool) -> Result<Vec<AlertView>, StoreError> {

@@ -5,16 +5,16 @@
 use std::time::Instant;
 
 use super::{Pager, PagerError};
-use crate::alert::store::AlertView;
 use crate::alert::AlertState;
 use crate::speech::{self, Phrase};
 
 /// What the line says: the open alerts nobody acknowledged (firing, or
-/// run out unacknowledged), newest first, and the acknowledged ones.
+/// run out unacknowledged), newest first, and the acknowledged ones, as
+/// (id, episode): each is read afresh when it is said.
 #[derive(Debug, Clone, Default)]
 pub struct LineAlerts {
-    pub firing: Vec<AlertView>,
-    pub acked: Vec<AlertView>,
+    pub firing: Vec<(String, u32)>,
+    pub acked: Vec<(String, u32)>,
 }
 
 /// What [`Pager::prepare`] did.
@@ -34,10 +34,10 @@ impl Pager {
     /// The alerts for the line, newest first.
     pub fn line_alerts(&self) -> Result<LineAlerts, PagerError> {
         let mut out = LineAlerts::default();
-        for a in self.list(false)? {
-            match a.state {
-                AlertState::Firing | AlertState::Unacknowledged => out.firing.push(a),
-                AlertState::Acked => out.acked.push(a),
+        for (id, episode, state) in self.read(|s| s.open_alerts())? {
+            match state {
+                AlertState::Firing | AlertState::Unacknowledged => out.firing.push((id, episode)),
+                AlertState::Acked => out.acked.push((id, episode)),
                 AlertState::Resolved => {}
             }
         }

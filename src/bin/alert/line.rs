@@ -12,7 +12,7 @@ use std::io::{self, Write};
 use agi_callback::agi::{Command, Reply};
 use agi_callback::alert::config::{default_path, AlertsConfig};
 use agi_callback::alert::pager::{unix_now, Pager};
-use agi_callback::alert::store::{AlertView, Change};
+use agi_callback::alert::store::Change;
 use agi_callback::alert::{AlertState, Via};
 use agi_callback::line::{self, Caller, Item, Keys, Then, Walk};
 use agi_callback::speech::Phrase;
@@ -163,34 +163,42 @@ impl<R: io::BufRead, W: Write> Talk<'_, R, W> {
         self.say(&items, false).map(|_| ())
     }
 
-    /// The alert (fresh from the store: someone may have acked it since
-    /// the list was read): its message, who acknowledged, who was called.
-    fn alert(&mut self, a: &AlertView) -> Option<Option<char>> {
-        let fresh = self.pager.show(&a.id).ok().flatten();
-        let same = fresh.filter(|f| f.episode == a.episode);
-        let mut items = vec![Say::File(self.pager.alert_sound(&a.sounds, &self.lang))];
-        match &same {
-            Some(v) if v.state == AlertState::Acked => {
-                items.push(self.phrase(Phrase::AckedBy, ""));
-                items.push(self.name(v.acked_by.as_deref().unwrap_or("")));
+    /// The alert, read now (someone may have acked it since the list was
+    /// read): its message, who acknowledged, who was called. An alert
+    /// raised again since (a new episode) is only said to be resolved.
+    fn alert(&mut self, (id, episode): &(String, u32)) -> Option<Option<char>> {
+        let view = match self.pager.show(id) {
+            Ok(v) => v.filter(|v| v.episode == *episode),
+            Err(e) => {
+                log_line(
+                    Level::Error,
+                    &format!("line: alert {id}: {}", error_chain(&e)),
+                );
+                None
             }
-            Some(v) if v.state == AlertState::Resolved => {
-                items.push(self.phrase(Phrase::Resolved, ""));
-            }
+        };
+        let mut items = vec![];
+        match &view {
             None => items.push(self.phrase(Phrase::Resolved, "")),
-            Some(_) => items.push(self.phrase(Phrase::NotAcked, "")),
-        }
-        let called = same
-            .as_ref()
-            .and_then(|v| v.calls.as_deref())
-            .map(|c| line::called(c, unix_now()))
-            .unwrap_or_default();
-        if called.is_empty() {
-            items.push(self.phrase(Phrase::NobodyCalled, ""));
-        } else {
-            items.push(self.phrase(Phrase::Called, ""));
-            for c in &called {
-                items.push(self.name(c));
+            Some(v) => {
+                items.push(Say::File(self.pager.alert_sound(&v.sounds, &self.lang)));
+                match (v.state, v.acked_by.as_deref()) {
+                    (AlertState::Acked, by) => {
+                        items.push(self.phrase(Phrase::AckedBy, ""));
+                        items.push(self.name(by.unwrap_or("")));
+                    }
+                    (AlertState::Resolved, _) => items.push(self.phrase(Phrase::Resolved, "")),
+                    _ => items.push(self.phrase(Phrase::NotAcked, "")),
+                }
+                let called = line::called(v.calls.as_deref().unwrap_or_default(), unix_now());
+                if called.is_empty() {
+                    items.push(self.phrase(Phrase::NobodyCalled, ""));
+                } else {
+                    items.push(self.phrase(Phrase::Called, ""));
+                    for c in &called {
+                        items.push(self.name(c));
+                    }
+                }
             }
         }
         match self.say(&items, true)? {
@@ -199,21 +207,17 @@ impl<R: io::BufRead, W: Write> Talk<'_, R, W> {
         }
     }
 
-    /// The ack key on `a`: of the episode heard, by this contact.
-    fn ack(&mut self, a: &AlertView, by: &str, rec: &mut Record) -> Option<()> {
-        let items = match self
-            .pager
-            .ack_episode(&a.id, Some(a.episode), by, Via::Line)
-        {
+    /// The ack key on alert `id`: of the episode heard, by this contact.
+    fn ack(&mut self, (id, episode): &(String, u32), by: &str, rec: &mut Record) -> Option<()> {
+        let items = match self.pager.ack_episode(id, Some(*episode), by, Via::Line) {
             Ok(Some(Change::Done { cancelled })) => {
                 log_line(
                     Level::Info,
                     &format!(
-                        "alert {} acked by {by} on the line; {cancelled} pending call(s) removed",
-                        a.id
+                        "alert {id} acked by {by} on the line; {cancelled} pending call(s) removed"
                     ),
                 );
-                rec.acked.push(a.id.clone());
+                rec.acked.push(id.clone());
                 vec![self.phrase(Phrase::Acked, "auth-thankyou")]
             }
             Ok(Some(Change::Already {
@@ -224,7 +228,7 @@ impl<R: io::BufRead, W: Write> Talk<'_, R, W> {
             Err(e) => {
                 log_line(
                     Level::Error,
-                    &format!("line: ack of {} by {by}: {}", a.id, error_chain(&e)),
+                    &format!("line: ack of {id} by {by}: {}", error_chain(&e)),
                 );
                 vec![Say::File("tt-somethingwrong".into())]
             }
@@ -447,8 +451,8 @@ fn walk<R: io::BufRead, W: Write>(
     }
     while let Some(item) = w.current() {
         let a = pick(alerts, item);
-        if !rec.heard.contains(&a.id) && matches!(item, Item::Firing(_)) {
-            rec.heard.push(a.id.clone());
+        if !rec.heard.contains(&a.0) && matches!(item, Item::Firing(_)) {
+            rec.heard.push(a.0.clone());
         }
         let key = talk.alert(a)?;
         let t = w.on(key.and_then(|k| talk.keys.key(k)));
@@ -458,7 +462,7 @@ fn walk<R: io::BufRead, W: Write>(
     talk.say(&[end], false).map(|_| ())
 }
 
-fn pick(alerts: &agi_callback::alert::pager::LineAlerts, item: Item) -> &AlertView {
+fn pick(alerts: &agi_callback::alert::pager::LineAlerts, item: Item) -> &(String, u32) {
     match item {
         Item::Firing(i) => &alerts.firing[i],
         Item::Acked(i) => &alerts.acked[i],
