@@ -38,7 +38,7 @@ fn subcommands(path: &[&str]) -> &'static [&'static str] {
             "serve",
         ],
         ["heartbeat"] => &["ping", "list", "pause", "resume"],
-        ["alert"] => &["raise", "ack", "resolve", "list", "show"],
+        ["alert"] => &["raise", "ack", "resolve", "list", "show", "prepare"],
         ["oncall"] => &["now", "shifts", "check", "ical", "override", "replan"],
         ["oncall", "override"] => &["add", "remove", "list"],
         _ => &[],

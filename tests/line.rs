@@ -532,9 +532,9 @@ fn a_hang_up_mid_message_by_eof_or_sighup_records_nothing() {
     );
 }
 
-#[test]
-fn two_hundred_alerts_can_be_skipped_through_and_nothing_is_rendered_during_the_call() {
-    // an engine that counts its runs and writes a short tone
+/// A Pbx whose speech engine counts its runs (in the returned file) and
+/// writes a short silence; the engine lives in the third (keep it).
+fn counting_engine() -> (Pbx, PathBuf, Pbx) {
     let pbx0 = Pbx::new("{}", NO_SPEECH);
     let src = pbx0.path("tone.wav");
     let spec = hound::WavSpec {
@@ -568,6 +568,58 @@ fn two_hundred_alerts_can_be_skipped_through_and_nothing_is_rendered_during_the_
             script.display()
         ),
     );
+    (pbx, runs, pbx0)
+}
+
+#[test]
+fn the_receiver_renders_the_line_ahead_at_its_start() {
+    let (pbx, runs, _engine) = counting_engine();
+    let serve = common::Serve::start(&pbx.path("alerts.json"), pbx.dir.path(), "t");
+    let t = std::time::Instant::now();
+    while fs::read_to_string(&runs).map_or(0, |s| s.lines().count()) < 23 {
+        assert!(t.elapsed().as_secs() < 20, "not rendered: {}", serve.log());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // the line now plays rendered phrases and names only
+    pbx.raise(&["r1"]);
+    let c = call(&pbx, "89161112233", caller(&["4711"], &[]));
+    assert_eq!(c.var("LINE_STATUS").as_deref(), Some("OK"));
+    assert_eq!(c.count("SAY ALPHA"), 0, "{:?}", c.said);
+    let sounds = pbx.path("state/sounds").display().to_string();
+    assert!(
+        played(&c).iter().all(|f| f.starts_with(&sounds)),
+        "{:?}",
+        c.said
+    );
+    let t = std::time::Instant::now();
+    while !serve
+        .log()
+        .contains("rendered 23 phrase(s) and name(s) ahead (en)")
+    {
+        assert!(t.elapsed().as_secs() < 10, "{}", serve.log());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_config_that_cannot_be_read_is_error_and_said() {
+    let pbx = Pbx::new(&format!("{{{RU}}}"), NO_SPEECH);
+    fs::write(pbx.path("alerts.json"), "{ not json").unwrap();
+    let c = call(&pbx, "89161112233", caller(&["4711"], &[]));
+    assert_eq!(c.code, 1);
+    assert_eq!(c.var("LINE_STATUS").as_deref(), Some("ERROR"));
+    assert_eq!(played(&c), ["tt-somethingwrong"]);
+    assert_eq!(c.count("GET DATA"), 0);
+    assert!(
+        pbx.log().contains("line call from 89161112233: ERROR ("),
+        "{}",
+        pbx.log()
+    );
+}
+
+#[test]
+fn two_hundred_alerts_can_be_skipped_through_and_nothing_is_rendered_during_the_call() {
+    let (pbx, runs, _engine) = counting_engine();
     let n_runs = || fs::read_to_string(&runs).map_or(0, |s| s.lines().count());
     let o = Command::new(AUTODIAL)
         .env("AUTODIAL_ALERTS", pbx.path("alerts.json"))

@@ -82,6 +82,11 @@ impl Pager {
         langs.dedup();
         let keys = crate::line::Keys::of(&cfg);
         let mut out = Prepared::default();
+        if cfg.speech.engine == "none" {
+            // stock prompts by choice: nothing to render
+            out.languages = langs;
+            return out;
+        }
         for lang in &langs {
             let voice = speech::voice(&cfg.speech, lang);
             let mut texts: Vec<String> = Phrase::ALL
