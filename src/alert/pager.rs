@@ -951,6 +951,18 @@ impl Pager {
         self.read(|s| s.show(id))
     }
 
+    /// The status page's alerts: firing and acked ones, then the last
+    /// `recent` that ended, each with its calls.
+    pub fn dashboard(&self, recent: usize) -> Result<Vec<AlertView>, PagerError> {
+        self.read(|s| s.dashboard(recent))
+    }
+
+    /// Every episode of alert `id` with its calls, the latest first
+    /// (empty: no such alert).
+    pub fn history(&self, id: &str) -> Result<Vec<AlertView>, PagerError> {
+        self.read(|s| s.history(id))
+    }
+
     /// Totals for metrics.
     pub fn counts(&self) -> Result<Counts, PagerError> {
         self.read(|s| s.counts())

@@ -954,19 +954,63 @@ impl Store {
     }
 
     fn views(&self, id: Option<&str>, with_calls: bool) -> Result<Vec<AlertView>, StoreError> {
+        self.views_where(
+            "FROM alerts a JOIN episodes e ON e.alert_id = a.id AND e.episode = a.episode
+             WHERE ?1 IS NULL OR a.id = ?1 ORDER BY e.raised_at DESC, e.rowid DESC",
+            params![id],
+            with_calls,
+        )
+    }
+
+    /// What the status page shows: the current episodes that are firing
+    /// or acked (every one), then the last `recent` that ended (resolved
+    /// or unacknowledged), each with its calls.
+    pub fn dashboard(&self, recent: usize) -> Result<Vec<AlertView>, StoreError> {
+        let mut v = self.views_where(
+            "FROM alerts a JOIN episodes e ON e.alert_id = a.id AND e.episode = a.episode
+             WHERE e.state IN ('firing', 'acked') ORDER BY e.raised_at DESC, e.rowid DESC",
+            params![],
+            true,
+        )?;
+        v.extend(self.views_where(
+            "FROM alerts a JOIN episodes e ON e.alert_id = a.id AND e.episode = a.episode
+             WHERE e.state IN ('resolved', 'unacknowledged')
+             ORDER BY COALESCE(e.ended_at, e.raised_at) DESC, e.rowid DESC LIMIT ?1",
+            params![recent as i64],
+            true,
+        )?);
+        Ok(v)
+    }
+
+    /// Every episode of alert `id`, the latest first, each with its calls.
+    pub fn history(&self, id: &str) -> Result<Vec<AlertView>, StoreError> {
+        self.views_where(
+            "FROM episodes e WHERE e.alert_id = ?1 ORDER BY e.episode DESC",
+            params![id],
+            true,
+        )
+    }
+
+    /// Alert views from `from_where` (a `FROM ... WHERE ... ORDER BY`
+    /// over episodes `e`) with `args`.
+    fn views_where(
+        &self,
+        from_where: &str,
+        args: &[&dyn rusqlite::ToSql],
+        with_calls: bool,
+    ) -> Result<Vec<AlertView>, StoreError> {
         let mut st = self
             .conn
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "SELECT e.alert_id, e.episode, e.state, e.text, e.chain, e.labels, e.raised_at,
                  e.acked_by, e.acked_at, e.resolved_at, e.sounds, e.speech_error, e.labels_cut,
-                 e.acked_via FROM alerts a JOIN episodes e ON e.alert_id = a.id AND e.episode = a.episode
-                 WHERE ?1 IS NULL OR a.id = ?1 ORDER BY e.raised_at DESC, e.rowid DESC",
-            )
+                 e.acked_via {from_where}"
+            ))
             .map_err(self.err("list"))?;
         // A value this program does not know (a state written by a newer
         // one, a damaged row) is an error naming the alert, never a default.
         let rows: Vec<Result<AlertView, (String, rusqlite::Error)>> = st
-            .query_map([id], |r| {
+            .query_map(args, |r| {
                 let id: String = r.get(0)?;
                 let view = (|| {
                     Ok(AlertView {

@@ -8,3 +8,4 @@ mod oncall_api;
 pub mod payload;
 #[cfg(feature = "serve")]
 pub mod server;
+pub mod ui;

@@ -69,7 +69,9 @@ pub struct Options {
 
 pub(super) struct App {
     pub(super) pager: Arc<Pager>,
-    token: Option<Vec<u8>>,
+    pub(super) token: Option<Vec<u8>>,
+    /// The status page's sessions and sign-in failures.
+    pub(super) sessions: super::ui::session::Sessions,
     /// Requests by matched route and status.
     requests: Mutex<BTreeMap<(String, u16), u64>>,
 }
@@ -702,10 +704,10 @@ fn token_ok(req: &Request, token: &[u8]) -> bool {
 async fn json_errors(req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     let status = resp.status();
-    let is_json = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    // (the status page's own pages stay HTML)
+    let is_json = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
+    });
     if !status.is_client_error() && !status.is_server_error() || is_json {
         return resp;
     }
@@ -783,9 +785,10 @@ pub fn router(pager: Arc<Pager>, token: Option<Vec<u8>>) -> Router {
     let app = Arc::new(App {
         pager,
         token,
+        sessions: Default::default(),
         requests: Mutex::new(BTreeMap::new()),
     });
-    Router::new()
+    let api = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/alertmanager", post(alertmanager))
@@ -808,16 +811,22 @@ pub fn router(pager: Arc<Pager>, token: Option<Vec<u8>>) -> Router {
             "/oncall/{schedule}/overrides",
             post(oncall_api::add_override),
         )
+        // the bearer token on the API's routes
+        .route_layer(middleware::from_fn_with_state(app.clone(), auth));
+    api
+        // the status page signs in with a session of its own
+        .merge(super::ui::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        // auth on the routes; the log around every route and the
-        // fallbacks (it runs first: refused and unknown requests are logged
-        // and counted too, by matched route, "unmatched" for the rest)
-        .route_layer(middleware::from_fn_with_state(app.clone(), auth))
+        // the log around every route and the fallbacks (it runs first:
+        // refused and unknown requests are logged and counted too, by
+        // matched route, "unmatched" for the rest)
         .layer(middleware::from_fn_with_state(app.clone(), log_requests))
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
-        // outermost: the body limit's own 413 becomes JSON too
+        // the body limit's own 413 becomes JSON too
         .layer(middleware::from_fn(json_errors))
+        // outermost: every answer carries the security headers
+        .layer(middleware::from_fn(super::ui::security_headers))
         .with_state(app)
 }
 
@@ -999,7 +1008,7 @@ pub fn serve(opts: Options) -> Result<(), String> {
                     Err(_) => break,
                 },
             };
-            let (stream, _) = tokio::select! {
+            let (stream, peer) = tokio::select! {
                 _ = &mut stop => break,
                 a = listener.accept() => match a {
                     Ok(a) => a,
@@ -1011,7 +1020,15 @@ pub fn serve(opts: Options) -> Result<(), String> {
                     }
                 },
             };
-            let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+            // the peer's address for the status page's sign-in limits
+            let svc =
+                hyper_util::service::TowerToHyperService::new(tower::ServiceExt::map_request(
+                    app.clone(),
+                    move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                        req.extensions_mut().insert(super::ui::Peer(peer));
+                        req
+                    },
+                ));
             let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
             let conn = graceful.watch(conn);
             tokio::spawn(async move {

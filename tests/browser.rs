@@ -1,0 +1,74 @@
+//! The status page in a real browser: `autodial serve` on a loopback
+//! port, then `tests/browser/ui.py` drives headless Chromium through
+//! WebDriver (Debian's chromium, chromium-driver, python3-selenium): sign
+//! in, an Alertmanager alert appearing within one refresh, Acknowledge,
+//! an override, hostile text, a cross-origin form. Screenshots go to
+//! `target/screenshots/` (CI keeps them).
+
+mod common;
+use std::fs;
+use std::process::Command;
+
+#[test]
+fn the_status_page_in_headless_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dir.path().join("spool/outgoing")).unwrap();
+    fs::create_dir_all(dir.path().join("spool/tmp")).unwrap();
+    let cfg = dir.path().join("alerts.json");
+    fs::write(
+        &cfg,
+        format!(
+            r#"{{"call": {{"channel": "Local/{{number}}@alert-phones"}},
+              "contacts": {{"ivan": {{"number": "1001"}}, "olga": {{"number": "1002"}},
+                           "petr": {{"number": "1003"}}}},
+              "schedules": {{"dba": {{"time_zone": "Europe/Moscow", "layers": [
+                 {{"name": "weekly", "contacts": ["ivan", "petr"], "shift": "1w", "start": "2026-01-05T10:00"}}]}}}},
+              "chains": {{"default": {{"steps": [{{"contacts": ["ivan"], "after_seconds": 30}},
+                                                {{"contacts": ["petr"], "after_seconds": 600}}]}}}},
+              "heartbeats": {{"backup": {{"timeout_seconds": 3600, "chain": "default", "text": "no backup"}}}},
+              "routes": [{{"chain": "default"}}],
+              "speech": {{"engine": "none"}},
+              "state_dir": "{d}/state", "spool_dir": "{d}/spool"}}"#,
+            d = dir.path().display()
+        ),
+    )
+    .unwrap();
+    let token = "browser-token-1";
+    let srv = common::Serve::start(&cfg, dir.path(), token);
+    let shots = format!("{}/target/screenshots", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("/usr/bin/python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/ui.py"))
+        .args(["--url", &format!("http://127.0.0.1:{}", srv.port)])
+        .args(["--token", token])
+        .arg("--spool")
+        .arg(dir.path().join("spool"))
+        .args(["--autodial", env!("CARGO_BIN_EXE_autodial")])
+        .arg("--config")
+        .arg(&cfg)
+        .args([
+            "--fixture",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/fixtures/alertmanager-0.25/01-firing-group-two-alerts.json"
+            ),
+        ])
+        .args(["--shots", &shots])
+        .output()
+        .expect("python3 (with python3-selenium) is needed for the browser test");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{said}\nserve log:\n{}", srv.log());
+    assert!(said.contains("every step passed"), "{said}");
+    println!("{said}");
+    for f in [
+        "status-desktop.png",
+        "status-phone.png",
+        "oncall-desktop.png",
+    ] {
+        let len = fs::metadata(format!("{shots}/{f}")).map_or(0, |m| m.len());
+        assert!(len > 10_000, "{f}: {len} bytes");
+    }
+}
