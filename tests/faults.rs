@@ -1067,7 +1067,11 @@ fn the_units_execstart_runs_the_binary_the_readme_installs() {
     // or installs the unit rewritten to where it put it
     let mut docs = vec![root.join("README.md")];
     if let Ok(rd) = fs::read_dir(root.join("docs")) {
-        docs.extend(rd.filter_map(Result::ok).map(|e| e.path()));
+        docs.extend(
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "md")),
+        );
     }
     let all: String = docs
         .iter()

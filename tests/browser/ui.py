@@ -33,6 +33,9 @@ p.add_argument("--fixture", required=True, help="an Alertmanager webhook body")
 p.add_argument("--shots", required=True)
 a = p.parse_args()
 os.makedirs(a.shots, exist_ok=True)
+for old in ("failure.png", "status-desktop.png", "status-phone.png", "oncall-desktop.png"):
+    if os.path.exists(os.path.join(a.shots, old)):
+        os.remove(os.path.join(a.shots, old))
 STEP = ["start"]
 
 
