@@ -12,27 +12,8 @@ use std::process::Command;
 #[test]
 fn the_status_page_in_headless_chromium() {
     let dir = tempfile::tempdir().unwrap();
-    fs::create_dir_all(dir.path().join("spool/outgoing")).unwrap();
-    fs::create_dir_all(dir.path().join("spool/tmp")).unwrap();
-    let cfg = dir.path().join("alerts.json");
-    fs::write(
-        &cfg,
-        format!(
-            r#"{{"call": {{"channel": "Local/{{number}}@alert-phones"}},
-              "contacts": {{"ivan": {{"number": "1001"}}, "olga": {{"number": "1002"}},
-                           "petr": {{"number": "1003"}}}},
-              "schedules": {{"dba": {{"time_zone": "Europe/Moscow", "layers": [
-                 {{"name": "weekly", "contacts": ["ivan", "petr"], "shift": "1w", "start": "2026-01-05T10:00"}}]}}}},
-              "chains": {{"default": {{"steps": [{{"contacts": ["ivan"], "after_seconds": 30}},
-                                                {{"contacts": ["petr"], "after_seconds": 600}}]}}}},
-              "heartbeats": {{"backup": {{"timeout_seconds": 3600, "chain": "default", "text": "no backup"}}}},
-              "routes": [{{"chain": "default"}}],
-              "speech": {{"engine": "none"}},
-              "state_dir": "{d}/state", "spool_dir": "{d}/spool"}}"#,
-            d = dir.path().display()
-        ),
-    )
-    .unwrap();
+    // the first call 30 s away: still pending when the browser acks
+    let cfg = common::ui_config(dir.path(), 30);
     let token = "browser-token-1";
     let srv = common::Serve::start(&cfg, dir.path(), token);
     let shots = format!("{}/target/screenshots", env!("CARGO_MANIFEST_DIR"));

@@ -6,7 +6,6 @@
 
 mod common;
 use std::collections::BTreeMap;
-use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -24,23 +23,7 @@ struct Pbx {
 impl Pbx {
     fn new() -> Pbx {
         let dir = tempfile::tempdir().unwrap();
-        fs::create_dir_all(dir.path().join("spool/outgoing")).unwrap();
-        fs::create_dir_all(dir.path().join("spool/tmp")).unwrap();
-        let cfg = format!(
-            r#"{{"call": {{"channel": "Local/{{number}}@alert-phones"}},
-              "contacts": {{"ivan": {{"number": "1001"}}, "olga": {{"number": "1002"}},
-                           "petr": {{"number": "1003"}}}},
-              "schedules": {{"dba": {{"time_zone": "Europe/Moscow", "layers": [
-                 {{"name": "weekly", "contacts": ["ivan", "petr"], "shift": "1w", "start": "2026-01-05T10:00"}}]}}}},
-              "chains": {{"default": {{"steps": [{{"contacts": ["ivan"]}},
-                                                {{"contacts": ["petr"], "after_seconds": 600}}]}}}},
-              "heartbeats": {{"backup": {{"timeout_seconds": 3600, "chain": "default", "text": "no backup"}}}},
-              "routes": [{{"chain": "default"}}],
-              "speech": {{"engine": "none"}},
-              "state_dir": "{d}/state", "spool_dir": "{d}/spool"}}"#,
-            d = dir.path().display()
-        );
-        fs::write(dir.path().join("alerts.json"), cfg).unwrap();
+        common::ui_config(dir.path(), 0);
         Pbx { dir }
     }
     fn path(&self, p: &str) -> PathBuf {

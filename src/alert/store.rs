@@ -203,6 +203,26 @@ pub struct CallRow {
     pub why: Option<String>,
 }
 
+#[cfg(test)]
+impl CallRow {
+    /// A call of episode 1, step and round 0, as unit tests build one.
+    pub(crate) fn sample(id: i64, contact: &str, at: i64, outcome: Outcome) -> CallRow {
+        CallRow {
+            id,
+            episode: 1,
+            contact: contact.into(),
+            number: "1".into(),
+            step: 0,
+            round: 0,
+            at,
+            file: String::new(),
+            outcome,
+            schedule: None,
+            why: None,
+        }
+    }
+}
+
 /// One alert as `show` prints it (its current episode). Its JSON (derived)
 /// is what `show --json`, `list --json` (without `calls`) and the HTTP API
 /// print; times are RFC 3339 UTC.

@@ -385,19 +385,7 @@ mod tests {
 
     #[test]
     fn who_was_called_is_every_call_placed_or_ringing() {
-        let call = |id: i64, contact: &str, at: i64, outcome: Outcome| CallRow {
-            id,
-            episode: 1,
-            contact: contact.into(),
-            number: "1".into(),
-            step: 0,
-            round: 0,
-            at,
-            file: String::new(),
-            outcome,
-            schedule: None,
-            why: None,
-        };
+        let call = CallRow::sample;
         let calls = [
             call(3, "olga", 200, Outcome::Scheduled),
             call(1, "ivan", 100, Outcome::NoAnswer),

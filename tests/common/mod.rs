@@ -164,3 +164,34 @@ impl Drop for Serve {
         let _ = self.child.wait();
     }
 }
+
+/// The status page's test setup in `dir`: a spool, and an alerts.json
+/// with ivan, olga, petr, the schedule `dba` (ivan and petr weekly, in
+/// Moscow), the chain `default` (ivan after `first_after` s, petr after
+/// 600 s, the catch-all route) and the heartbeat `backup`; no speech.
+/// Returns the config's path.
+#[allow(dead_code)]
+pub fn ui_config(dir: &Path, first_after: u32) -> std::path::PathBuf {
+    fs::create_dir_all(dir.join("spool/outgoing")).unwrap();
+    fs::create_dir_all(dir.join("spool/tmp")).unwrap();
+    let cfg = dir.join("alerts.json");
+    fs::write(
+        &cfg,
+        format!(
+            r#"{{"call": {{"channel": "Local/{{number}}@alert-phones"}},
+              "contacts": {{"ivan": {{"number": "1001"}}, "olga": {{"number": "1002"}},
+                           "petr": {{"number": "1003"}}}},
+              "schedules": {{"dba": {{"time_zone": "Europe/Moscow", "layers": [
+                 {{"name": "weekly", "contacts": ["ivan", "petr"], "shift": "1w", "start": "2026-01-05T10:00"}}]}}}},
+              "chains": {{"default": {{"steps": [{{"contacts": ["ivan"], "after_seconds": {first_after}}},
+                                                {{"contacts": ["petr"], "after_seconds": 600}}]}}}},
+              "heartbeats": {{"backup": {{"timeout_seconds": 3600, "chain": "default", "text": "no backup"}}}},
+              "routes": [{{"chain": "default"}}],
+              "speech": {{"engine": "none"}},
+              "state_dir": "{d}/state", "spool_dir": "{d}/spool"}}"#,
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    cfg
+}

@@ -184,6 +184,40 @@ fn check_post(
     Ok((id, s))
 }
 
+/// A form that carries the session's CSRF token.
+trait WithCsrf {
+    fn csrf(&self) -> &str;
+}
+
+/// A state change from the status page, checked before the handler runs
+/// ([`check_post`]): the form (a body that is no form is an empty one,
+/// and refused), the session's id and the session. Anything else is
+/// refused with a 403 and changes nothing.
+struct Posted<T> {
+    form: T,
+    id: String,
+    session: Session,
+}
+
+impl<T> axum::extract::FromRequest<Shared> for Posted<T>
+where
+    T: serde::de::DeserializeOwned + Default + WithCsrf + Send,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: Request, app: &Shared) -> Result<Self, Response> {
+        let headers = req.headers().clone();
+        let form = Form::<T>::from_request(req, app)
+            .await
+            .map(|Form(f)| f)
+            .unwrap_or_default();
+        match check_post(app, &headers, form.csrf()) {
+            Ok((id, session)) => Ok(Posted { form, id, session }),
+            Err(why) => Err(refused(why)),
+        }
+    }
+}
+
 /// A page for the signed-in, else the way to sign in.
 async fn signed_in(app: &Shared, headers: &HeaderMap) -> Result<Session, Response> {
     session(app, headers)
@@ -327,18 +361,14 @@ struct CsrfForm {
     csrf: String,
 }
 
-async fn logout(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    f: Result<Form<CsrfForm>, FormRejection>,
-) -> Response {
-    // a body that is no form is an empty one: refused below
-    let f = f.map(|Form(f)| f).unwrap_or_default();
-    let (id, _) = match check_post(&app, &headers, &f.csrf) {
-        Ok(s) => s,
-        Err(why) => return refused(why),
-    };
-    app.sessions.remove(&id);
+impl WithCsrf for CsrfForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+async fn logout(State(app): State<Shared>, p: Posted<CsrfForm>) -> Response {
+    app.sessions.remove(&p.id);
     let mut r = see_other("/ui/login");
     r.headers_mut().insert(
         header::SET_COOKIE,
@@ -378,11 +408,7 @@ async fn alert(
 }
 
 /// Acknowledge or resolve from the page.
-async fn change(app: Shared, headers: HeaderMap, id: String, csrf: String, ack: bool) -> Response {
-    let (_, s) = match check_post(&app, &headers, &csrf) {
-        Ok(s) => s,
-        Err(why) => return refused(why),
-    };
+async fn change(app: Shared, s: Session, id: String, ack: bool) -> Response {
     if !crate::alert::valid_id(&id) {
         return html(
             StatusCode::NOT_FOUND,
@@ -419,26 +445,16 @@ async fn change(app: Shared, headers: HeaderMap, id: String, csrf: String, ack: 
     }
 }
 
-async fn ack(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    f: Result<Form<CsrfForm>, FormRejection>,
-) -> Response {
-    // a body that is no form is an empty one: refused below
-    let f = f.map(|Form(f)| f).unwrap_or_default();
-    change(app, headers, id, f.csrf, true).await
+async fn ack(State(app): State<Shared>, Path(id): Path<String>, p: Posted<CsrfForm>) -> Response {
+    change(app, p.session, id, true).await
 }
 
 async fn resolve(
     State(app): State<Shared>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    f: Result<Form<CsrfForm>, FormRejection>,
+    p: Posted<CsrfForm>,
 ) -> Response {
-    // a body that is no form is an empty one: refused below
-    let f = f.map(|Form(f)| f).unwrap_or_default();
-    change(app, headers, id, f.csrf, false).await
+    change(app, p.session, id, false).await
 }
 
 /// The on-call page (with `error` from a refused form, status 400).
@@ -510,17 +526,14 @@ struct OverrideForm {
     to: String,
 }
 
-async fn add_override(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    f: Result<Form<OverrideForm>, FormRejection>,
-) -> Response {
-    // a body that is no form is an empty one: refused below
-    let f = f.map(|Form(f)| f).unwrap_or_default();
-    let (_, s) = match check_post(&app, &headers, &f.csrf) {
-        Ok(s) => s,
-        Err(why) => return refused(why),
-    };
+impl WithCsrf for OverrideForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+async fn add_override(State(app): State<Shared>, p: Posted<OverrideForm>) -> Response {
+    let (f, s) = (p.form, p.session);
     let cfg = app.pager.config();
     let Some(sch) = cfg.schedules.get(&f.schedule) else {
         return oncall_page(&app, &s, None, Some("schedule: no such schedule")).await;
@@ -556,16 +569,10 @@ async fn add_override(
 
 async fn remove_override(
     State(app): State<Shared>,
-    headers: HeaderMap,
     Path(id): Path<String>,
-    f: Result<Form<CsrfForm>, FormRejection>,
+    p: Posted<CsrfForm>,
 ) -> Response {
-    // a body that is no form is an empty one: refused below
-    let f = f.map(|Form(f)| f).unwrap_or_default();
-    let (_, s) = match check_post(&app, &headers, &f.csrf) {
-        Ok(s) => s,
-        Err(why) => return refused(why),
-    };
+    let s = p.session;
     let Ok(id) = id.parse::<i64>() else {
         return oncall_page(&app, &s, None, Some("no such override")).await;
     };

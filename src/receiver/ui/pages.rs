@@ -587,19 +587,7 @@ mod tests {
 
     #[test]
     fn last_and_next_calls() {
-        let c = |id, at, outcome| CallRow {
-            id,
-            episode: 1,
-            contact: format!("c{id}"),
-            number: "1".into(),
-            step: 0,
-            round: 0,
-            at,
-            file: String::new(),
-            outcome,
-            schedule: None,
-            why: None,
-        };
+        let c = |id: i64, at, outcome| CallRow::sample(id, &format!("c{id}"), at, outcome);
         let calls = [
             c(1, 100, Outcome::NoAnswer),
             c(2, 200, Outcome::Scheduled),
