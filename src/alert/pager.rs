@@ -993,11 +993,16 @@ impl Pager {
 
     /// `text` in `lang` when it was rendered ahead (never renders).
     pub fn text_sound(&self, lang: &str, text: &str) -> Option<String> {
-        let cfg = self.config();
-        let voice = speech::voice(&cfg.speech, lang);
-        let p = speech::cache_path(&cfg.speech, &cfg.sounds_dir, &voice, text);
-        p.is_file().then(|| playable(&p))
+        rendered_sound(&self.config(), lang, text)
     }
+}
+
+/// `text` in `lang` under `cfg`'s sounds when it was rendered ahead
+/// (never renders; needs no database).
+pub fn rendered_sound(cfg: &AlertsConfig, lang: &str, text: &str) -> Option<String> {
+    let voice = speech::voice(&cfg.speech, lang);
+    let p = speech::cache_path(&cfg.speech, &cfg.sounds_dir, &voice, text);
+    p.is_file().then(|| playable(&p))
 }
 
 /// A sound file for Asterisk: the path without `.wav`.

@@ -11,7 +11,7 @@ use std::io::{self, Write};
 
 use agi_callback::agi::{Command, Reply};
 use agi_callback::alert::config::{default_path, AlertsConfig};
-use agi_callback::alert::pager::{unix_now, Pager};
+use agi_callback::alert::pager::{rendered_sound, unix_now, Pager};
 use agi_callback::alert::store::Change;
 use agi_callback::alert::{AlertState, Via};
 use agi_callback::line::{self, Caller, Item, Keys, Then, Walk};
@@ -278,13 +278,12 @@ pub(super) fn line<R: io::BufRead, W: Write>(agi: &mut Agi<R, W>, callerid: &[u8
                 _ => "not registered",
             };
             rec.log(Level::Warn, "DENIED", why);
-            // the same words either way: a stranger learns nothing
-            if let Ok(p) = Pager::open(cfg) {
-                let f = p.phrase_sound(&default_lang, Phrase::NotRegistered, "ss-noservice");
-                agi.play(&f, None);
-            } else {
-                agi.play("ss-noservice", None);
-            }
+            // the same words either way: a stranger learns nothing (and
+            // costs no database)
+            let text = agi_callback::speech::phrase(&default_lang, Phrase::NotRegistered);
+            let f =
+                rendered_sound(&cfg, &default_lang, text).unwrap_or_else(|| "ss-noservice".into());
+            agi.play(&f, None);
             status(agi, "DENIED", why);
             return 0;
         }
@@ -417,7 +416,7 @@ fn pin<R: io::BufRead, W: Write>(
         Say::File("vm-goodbye".into()),
     ];
     let _ = talk.say(&items, false);
-    Err(("DENIED", format!("{} wrong PINs", line::PIN_TRIES)))
+    Err(("DENIED", format!("no right PIN in {} tries", line::PIN_TRIES)))
 }
 
 /// The count, the menu, then the alerts one by one.

@@ -46,10 +46,13 @@
     if (!live || !live.dataset.refresh) { return; }
     fetch(window.location.href, { credentials: 'same-origin', headers: { Accept: 'text/html' } })
       .then(function (r) {
+        // signed out meanwhile (the session ended): show the sign-in page
+        if (r.redirected) { window.location.reload(); return null; }
         if (!r.ok && r.status !== 404) { throw new Error(String(r.status)); }
         return r.text();
       })
       .then(function (text) {
+        if (text === null) { return; }
         var doc = new DOMParser().parseFromString(text, 'text/html');
         var fresh = doc.getElementById('live');
         if (!fresh) { window.location.reload(); return; }
