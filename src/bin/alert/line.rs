@@ -416,7 +416,10 @@ fn pin<R: io::BufRead, W: Write>(
         Say::File("vm-goodbye".into()),
     ];
     let _ = talk.say(&items, false);
-    Err(("DENIED", format!("no right PIN in {} tries", line::PIN_TRIES)))
+    Err((
+        "DENIED",
+        format!("no right PIN in {} tries", line::PIN_TRIES),
+    ))
 }
 
 /// The count, the menu, then the alerts one by one.
