@@ -416,7 +416,9 @@ fn two_people_press_at_the_same_moment_one_wins() {
             std::thread::spawn(move || {
                 let mut s = Store::open(&state).unwrap();
                 barrier.wait();
-                s.ack_by_call(id).unwrap().unwrap()
+                s.ack_by_call(id, agi_callback::alert::pager::unix_now())
+                    .unwrap()
+                    .unwrap()
             })
         })
         .collect();

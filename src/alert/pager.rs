@@ -895,7 +895,7 @@ impl Pager {
         via: super::Via,
     ) -> Result<Option<Change>, PagerError> {
         let _work = self.changes.enter(None);
-        let c = self.write(|s| s.ack(id, episode, by, via))?;
+        let c = self.write(|s| s.ack(id, episode, by, via, unix_now()))?;
         if c.is_some() {
             self.sync(id)?;
         }
@@ -906,7 +906,7 @@ impl Pager {
     /// `None` for an unknown id.
     pub fn resolve(&self, id: &str) -> Result<Option<Change>, PagerError> {
         let _work = self.changes.enter(None);
-        let c = self.write(|s| s.resolve(id))?;
+        let c = self.write(|s| s.resolve(id, unix_now()))?;
         if c.is_some() {
             self.sync(id)?;
         }
@@ -915,7 +915,7 @@ impl Pager {
 
     /// [`Pager::resolve`] with the id's lock held by the caller.
     fn resolve_locked(&self, id: &str) -> Result<Option<Change>, PagerError> {
-        let c = self.write(|s| s.resolve(id))?;
+        let c = self.write(|s| s.resolve(id, unix_now()))?;
         if c.is_some() {
             self.sync_locked(id)?;
         }
@@ -924,7 +924,7 @@ impl Pager {
 
     /// The ack digit pressed on call `call_id`.
     pub fn ack_by_call(&self, call_id: i64) -> Result<Option<PhoneAck>, PagerError> {
-        let r = self.write(|s| s.ack_by_call(call_id))?;
+        let r = self.write(|s| s.ack_by_call(call_id, unix_now()))?;
         if let Some(PhoneAck::Won { alert_id, .. }) = &r {
             self.sync(alert_id)?;
         }
@@ -933,7 +933,7 @@ impl Pager {
 
     /// Records a call's outcome.
     pub fn record_outcome(&self, call_id: i64, outcome: Outcome) -> Result<Recorded, PagerError> {
-        self.write(|s| s.record_outcome(call_id, outcome))
+        self.write(|s| s.record_outcome(call_id, outcome, unix_now()))
     }
 
     /// What the AGI needs for call `call_id`.

@@ -365,12 +365,6 @@ pub struct Store {
     path: PathBuf,
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 /// How long opening waits for another process creating or migrating the
 /// database.
 const CREATE_LOCK: Duration = Duration::from_secs(30);
@@ -701,8 +695,8 @@ impl Store {
         episode: Option<u32>,
         by: &str,
         via: super::Via,
+        t: i64,
     ) -> Result<Option<Change>, StoreError> {
-        let t = now();
         self.in_tx("acknowledge", |tx| {
             let Some((ep, state, acked_by)) = Self::current(tx, id)? else {
                 return Ok(None);
@@ -744,8 +738,7 @@ impl Store {
 
     /// Resolves alert `id`: the calls still scheduled are cancelled.
     /// `None` for an unknown id.
-    pub fn resolve(&mut self, id: &str) -> Result<Option<Change>, StoreError> {
-        let t = now();
+    pub fn resolve(&mut self, id: &str, t: i64) -> Result<Option<Change>, StoreError> {
         self.in_tx("resolve", |tx| {
             let Some((ep, state, acked_by)) = Self::current(tx, id)? else {
                 return Ok(None);
@@ -769,8 +762,7 @@ impl Store {
     /// A key press on call `call_id`: if its episode is still the current
     /// one and firing, it becomes acked by the call's contact and the other
     /// scheduled calls are cancelled; else the call was stale.
-    pub fn ack_by_call(&mut self, call_id: i64) -> Result<Option<PhoneAck>, StoreError> {
-        let t = now();
+    pub fn ack_by_call(&mut self, call_id: i64, t: i64) -> Result<Option<PhoneAck>, StoreError> {
         self.in_tx("acknowledge by phone", |tx| {
             let Some((id, ep, contact)) = tx
                 .query_row(
@@ -832,8 +824,8 @@ impl Store {
         &mut self,
         call_id: i64,
         outcome: Outcome,
+        t: i64,
     ) -> Result<Recorded, StoreError> {
-        let t = now();
         self.in_tx("record an outcome", |tx| {
             let Some((id, ep)) = tx
                 .query_row(
@@ -1550,5 +1542,50 @@ mod tests {
         assert_eq!(crate::line::locked_until(&f, t + 270 + 3600), None);
         let other = s.pin_failures("84950000000", 0).unwrap();
         assert_eq!(crate::line::locked_until(&other, t + 1), None);
+    }
+
+    /// The instant of an ack, a resolve or an outcome is the caller's (the
+    /// pager passes the clock; a test any time); an ack of an episode that
+    /// is not the current one changes nothing.
+    #[test]
+    fn times_are_the_callers_and_an_old_episode_is_not_acked() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        s.conn
+            .execute_batch(
+                "INSERT INTO alerts VALUES ('a', 2);
+                 INSERT INTO episodes (alert_id, episode, text, labels, chain, state, raised_at,
+                   ended_at) VALUES ('a', 1, 't', '{}', 'x', 'resolved', 100, 200),
+                                    ('a', 2, 't', '{}', 'x', 'firing', 1000, NULL);
+                 INSERT INTO calls (alert_id, episode, contact, number, step, round, at, file,
+                   outcome, published) VALUES
+                   ('a', 2, 'ivan', '1', 0, 0, 1000, 'f1', 'scheduled', 1),
+                   ('a', 2, 'petr', '2', 1, 0, 1600, 'f2', 'scheduled', 1);",
+            )
+            .unwrap();
+        let via = super::super::Via::Line;
+        // the caller heard episode 1: over, nothing changes
+        assert_eq!(
+            s.ack("a", Some(1), "olga", via, 1200).unwrap(),
+            Some(Change::Already {
+                state: AlertState::Resolved,
+                by: None
+            })
+        );
+        assert_eq!(s.show("a").unwrap().unwrap().state, AlertState::Firing);
+        let ivan = s.show("a").unwrap().unwrap().calls.unwrap()[0].id;
+        assert_eq!(
+            s.record_outcome(ivan, Outcome::NoAnswer, 1030).unwrap(),
+            Recorded::Done { unacked: None }
+        );
+        assert_eq!(
+            s.ack("a", Some(2), "olga", via, 1300).unwrap(),
+            Some(Change::Done { cancelled: 1 })
+        );
+        let v = s.show("a").unwrap().unwrap();
+        assert_eq!((v.acked_at, v.acked_via), (Some(1300), Some(via)));
+        assert_eq!(s.counts().unwrap().ack_delays, vec![300]);
+        s.resolve("a", 2000).unwrap();
+        assert_eq!(s.show("a").unwrap().unwrap().resolved_at, Some(2000));
     }
 }
