@@ -265,7 +265,7 @@ fn alert_rows(alerts: &[&AlertView], me: &Me, now: i64) -> Markup {
                                 @if matches!(a.state, AlertState::Firing | AlertState::Unacknowledged) {
                                     form.inline method="post" action=(format!("/ui/alerts/{}/ack", a.id)) {
                                         (csrf_field(me))
-                                        button type="submit" { "Acknowledge" }
+                                        button type="submit" aria-label=(format!("Acknowledge {}", a.id)) { "Acknowledge" }
                                     }
                                 }
                             }
