@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::server::{pager_error, parse, read_body, with_pager, Reply, Shared};
+use super::server::{pager_call, parse, read_body, Reply, Shared};
 use crate::alert::pager::unix_now;
 use crate::oncall::config::parse_time;
 
@@ -53,10 +53,9 @@ fn ok(body: Value, outcome: &'static str) -> Reply {
 
 /// `GET /oncall`: who is on call now for every schedule.
 pub(super) async fn now(State(app): State<Shared>) -> Reply {
-    match with_pager(&app, |p| p.on_call_now(None, unix_now())).await {
+    match pager_call(&app, None, |p| p.on_call_now(None, unix_now())).await {
         Err(r) => r,
-        Ok(Err(e)) => pager_error(e, None),
-        Ok(Ok(v)) => ok(json!({ "on_call": v }), "listed"),
+        Ok(v) => ok(json!({ "on_call": v }), "listed"),
     }
 }
 
@@ -86,14 +85,13 @@ pub(super) async fn shifts(
         Some(Ok(t)) => t,
         None => from + DEFAULT_DAYS * 86_400,
     };
-    let r = with_pager(&app, move |p| {
+    let r = pager_call(&app, None, move |p| {
         p.shifts(&schedule, q.contact.as_deref(), from, to)
     })
     .await;
     match r {
         Err(r) => r,
-        Ok(Err(e)) => pager_error(e, None),
-        Ok(Ok(v)) => ok(json!({ "shifts": v }), "listed"),
+        Ok(v) => ok(json!({ "shifts": v }), "listed"),
     }
 }
 
@@ -130,14 +128,13 @@ pub(super) async fn add_override(
         (Ok(f), Ok(t)) => (f, t),
         (Err(r), _) | (_, Err(r)) => return r,
     };
-    let r = with_pager(&app, move |p| {
+    let r = pager_call(&app, None, move |p| {
         p.add_override(&schedule, &o.contact, from, to, unix_now())
     })
     .await;
     match r {
         Err(r) => r,
-        Ok(Err(e)) => pager_error(e, None),
-        Ok(Ok(c)) => Reply::new(
+        Ok(c) => Reply::new(
             StatusCode::CREATED,
             serde_json::to_value(&c).unwrap_or(Value::Null),
             None,
@@ -163,10 +160,13 @@ pub(super) async fn list_overrides(
     } else {
         unix_now()
     };
-    match with_pager(&app, move |p| p.overrides(q.schedule.as_deref(), after)).await {
+    match pager_call(&app, None, move |p| {
+        p.overrides(q.schedule.as_deref(), after)
+    })
+    .await
+    {
         Err(r) => r,
-        Ok(Err(e)) => pager_error(e, None),
-        Ok(Ok(v)) => ok(json!({ "overrides": v }), "listed"),
+        Ok(v) => ok(json!({ "overrides": v }), "listed"),
     }
 }
 
@@ -176,11 +176,10 @@ pub(super) async fn remove_override(State(app): State<Shared>, Path(id): Path<St
     let Ok(id) = id.parse::<i64>() else {
         return Reply::error(StatusCode::NOT_FOUND, "no such override", Some("id".into()));
     };
-    match with_pager(&app, move |p| p.remove_override(id, unix_now())).await {
+    match pager_call(&app, None, move |p| p.remove_override(id, unix_now())).await {
         Err(r) => r,
-        Ok(Err(e)) => pager_error(e, None),
-        Ok(Ok(None)) => Reply::error(StatusCode::NOT_FOUND, "no such override", Some("id".into())),
-        Ok(Ok(Some(c))) => ok(serde_json::to_value(&c).unwrap_or(Value::Null), "removed"),
+        Ok(None) => Reply::error(StatusCode::NOT_FOUND, "no such override", Some("id".into())),
+        Ok(Some(c)) => ok(serde_json::to_value(&c).unwrap_or(Value::Null), "removed"),
     }
 }
 
@@ -194,14 +193,13 @@ fn calendar(body: String) -> Response {
 }
 
 async fn feed(app: Shared, schedule: Option<String>, contact: Option<String>) -> Response {
-    let r = with_pager(&app, move |p| {
+    let r = pager_call(&app, None, move |p| {
         p.ical(schedule.as_deref(), contact.as_deref(), unix_now())
     })
     .await;
     match r {
         Err(r) => r.into_response(),
-        Ok(Err(e)) => pager_error(e, None).into_response(),
-        Ok(Ok(c)) => calendar(c),
+        Ok(c) => calendar(c),
     }
 }
 

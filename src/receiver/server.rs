@@ -221,6 +221,17 @@ pub(super) async fn with_pager<T: Send + 'static>(
         .map_err(|e| Reply::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string(), None))
 }
 
+/// [`with_pager`] for a pager operation: its error is answered through
+/// [`pager_error`] (`id` for the log), so a handler only says what a
+/// success answers.
+pub(super) async fn pager_call<T: Send + 'static>(
+    app: &Shared,
+    id: Option<String>,
+    f: impl FnOnce(&Pager) -> Result<T, PagerError> + Send + 'static,
+) -> Result<T, Reply> {
+    with_pager(app, f).await?.map_err(|e| pager_error(e, id))
+}
+
 /// The one mapping of pager errors to statuses.
 pub(super) fn pager_error(e: PagerError, id: Option<String>) -> Reply {
     let mut r = match &e {
@@ -245,28 +256,26 @@ async fn act(app: &Shared, action: Action, started: Instant) -> Reply {
         Action::Raise(req) => {
             let id = req.id.clone();
             let deadline = started + SPEECH_BUDGET;
-            let r = with_pager(app, move |p| {
+            let r = pager_call(app, Some(id), move |p| {
                 p.raise(&req, Some(deadline))
                     .map(|o| Report::of_raise(&req.id, &o))
             })
             .await;
             match r {
                 Err(reply) => reply,
-                Ok(Err(e)) => pager_error(e, Some(id)),
-                Ok(Ok(rep)) => Reply::report(rep),
+                Ok(rep) => Reply::report(rep),
             }
         }
         Action::Resolve { id } => {
             let key = id.clone();
-            let r = with_pager(app, move |p| {
+            let r = pager_call(app, Some(id), move |p| {
                 p.resolve(&key)
                     .map(|c| Report::of_change("resolved", &key, &c))
             })
             .await;
             match r {
                 Err(reply) => reply,
-                Ok(Err(e)) => pager_error(e, Some(id)),
-                Ok(Ok(rep)) => Reply::report(rep),
+                Ok(rep) => Reply::report(rep),
             }
         }
     }
@@ -327,10 +336,9 @@ struct ListQuery {
 
 async fn list(State(app): State<Shared>, Query(q): Query<ListQuery>) -> Reply {
     let all = matches!(q.all.as_deref(), Some("1" | "true" | "yes" | ""));
-    match with_pager(&app, move |p| p.list(all)).await {
+    match pager_call(&app, None, move |p| p.list(all)).await {
         Err(r) => r,
-        Ok(Err(e)) => pager_error(e, None),
-        Ok(Ok(v)) => Reply::new(
+        Ok(v) => Reply::new(
             StatusCode::OK,
             serde_json::to_value(&v).unwrap_or(Value::Null),
             None,
@@ -345,11 +353,10 @@ fn no_such_alert() -> Reply {
 
 async fn show(State(app): State<Shared>, Path(id): Path<String>) -> Reply {
     let key = id.clone();
-    match with_pager(&app, move |p| p.show(&key)).await {
+    match pager_call(&app, None, move |p| p.show(&key)).await {
         Err(r) => r,
-        Ok(Err(e)) => pager_error(e, None),
-        Ok(Ok(None)) => no_such_alert(),
-        Ok(Ok(Some(a))) => Reply::new(
+        Ok(None) => no_such_alert(),
+        Ok(Some(a)) => Reply::new(
             StatusCode::OK,
             serde_json::to_value(&a).unwrap_or(Value::Null),
             Some(id),
@@ -386,34 +393,31 @@ async fn ack(State(app): State<Shared>, Path(id): Path<String>, body: Body) -> R
         );
     }
     let key = id.clone();
-    match with_pager(&app, move |p| {
+    match pager_call(&app, Some(id), move |p| {
         p.ack(&key, &by, crate::alert::Via::Http)
             .map(|c| (c.is_some(), Report::of_change("acked", &key, &c)))
     })
     .await
     {
         Err(r) => r,
-        Ok(Err(e)) => pager_error(e, Some(id)),
-        Ok(Ok((false, _))) => no_such_alert(),
-        Ok(Ok((true, rep))) => Reply::report(rep),
+        Ok((false, _)) => no_such_alert(),
+        Ok((true, rep)) => Reply::report(rep),
     }
 }
 
 /// `GET /heartbeats`: every configured heartbeat.
 async fn heartbeats(State(app): State<Shared>) -> Reply {
-    match with_pager(&app, |p| p.heartbeats(unix_now())).await {
+    match pager_call(&app, None, |p| p.heartbeats(unix_now())).await {
         Err(r) => r,
-        Ok(Err(e)) => pager_error(e, None),
-        Ok(Ok(v)) => Reply::new(StatusCode::OK, json!({ "heartbeats": v }), None, "listed"),
+        Ok(v) => Reply::new(StatusCode::OK, json!({ "heartbeats": v }), None, "listed"),
     }
 }
 
 /// `GET /heartbeats/{name}`.
 async fn heartbeat(State(app): State<Shared>, Path(name): Path<String>) -> Reply {
-    match with_pager(&app, move |p| p.heartbeat(&name, unix_now())).await {
+    match pager_call(&app, None, move |p| p.heartbeat(&name, unix_now())).await {
         Err(r) => r,
-        Ok(Err(e)) => pager_error(e, None),
-        Ok(Ok(v)) => Reply::new(
+        Ok(v) => Reply::new(
             StatusCode::OK,
             serde_json::to_value(&v).unwrap_or(Value::Null),
             None,
@@ -429,10 +433,9 @@ async fn ping(State(app): State<Shared>, Path(name): Path<String>, body: Body) -
     if let Err(r) = read_body(body).await {
         return r;
     }
-    match with_pager(&app, move |p| p.ping(&name, unix_now())).await {
+    match pager_call(&app, None, move |p| p.ping(&name, unix_now())).await {
         Err(r) => r,
-        Ok(Err(e)) => pager_error(e, None),
-        Ok(Ok(v)) => Reply::new(
+        Ok(v) => Reply::new(
             StatusCode::OK,
             serde_json::to_value(&v).unwrap_or(Value::Null),
             None,
@@ -459,14 +462,13 @@ async fn healthz(State(app): State<Shared>) -> Reply {
 /// Prometheus text format: alert and call totals read from the database
 /// (several processes write it), requests counted here.
 async fn metrics(State(app): State<Shared>) -> Response {
-    let r = with_pager(&app, |p| {
+    let r = pager_call(&app, None, |p| {
         p.counts()
             .and_then(|c| p.heartbeats(unix_now()).map(|h| (c, h)))
     })
     .await;
     let (counts, hbs) = match r {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => return pager_error(e, None).into_response(),
+        Ok(c) => c,
         Err(r) => return r.into_response(),
     };
     let requests = app
