@@ -11,9 +11,9 @@ use std::process::Command;
 
 #[test]
 fn the_status_page_in_headless_chromium() {
-    let dir = tempfile::tempdir().unwrap();
     // the first call 30 s away: still pending when the browser acks
-    let cfg = common::ui_config(dir.path(), 30);
+    let pbx = common::Pbx::ui(30);
+    let (dir, cfg) = (&pbx.dir, pbx.path("alerts.json"));
     let token = "browser-token-1";
     let srv = common::Serve::start(&cfg, dir.path(), token);
     let shots = format!("{}/target/screenshots", env!("CARGO_MANIFEST_DIR"));

@@ -6,14 +6,12 @@
 
 mod common;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use agi_callback::alert::store::Store;
 use serde_json::Value;
-
-const AUTODIAL: &str = env!("CARGO_BIN_EXE_autodial");
 
 fn now() -> i64 {
     SystemTime::now()
@@ -22,9 +20,7 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
-struct Pbx {
-    dir: tempfile::TempDir,
-}
+use common::Pbx;
 
 const HEARTBEATS: &str = r#"{"prom": {"timeout_seconds": 300, "chain": "ops",
         "text": "Prometheus has stopped sending its watchdog."},
@@ -33,56 +29,21 @@ const HEARTBEATS: &str = r#"{"prom": {"timeout_seconds": 300, "chain": "ops",
 
 impl Pbx {
     fn new() -> Pbx {
-        let dir = tempfile::tempdir().unwrap();
-        fs::create_dir_all(dir.path().join("spool/outgoing")).unwrap();
-        fs::create_dir_all(dir.path().join("spool/tmp")).unwrap();
-        let pbx = Pbx { dir };
+        let pbx = Pbx::empty();
         pbx.config(HEARTBEATS);
         pbx
     }
 
     fn config(&self, heartbeats: &str) {
-        let cfg = format!(
-            r#"{{"call": {{"channel": "Local/{{number}}@alert-phones"}},
+        self.write_config(&format!(
+            r#""call": {{"channel": "Local/{{number}}@alert-phones"}},
               "contacts": {{"ivan": {{"number": "1001"}}, "petr": {{"number": "1002"}}}},
               "chains": {{"ops": {{"steps": [{{"contacts": ["ivan"]}}, {{"contacts": ["petr"], "after_seconds": 120}}]}},
                          "db": {{"steps": [{{"contacts": ["petr"]}}]}}}},
               "routes": [{{"match": {{"team": "db"}}, "chain": "db"}}],
               "heartbeats": {heartbeats},
-              "speech": {{"engine": "none"}},
-              "state_dir": "{d}/state", "spool_dir": "{d}/spool"}}"#,
-            d = self.dir.path().display()
-        );
-        fs::write(self.path("alerts.json"), cfg).unwrap();
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-
-    fn outgoing(&self) -> Vec<String> {
-        common::names(&self.path("spool/outgoing"))
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(AUTODIAL)
-            .env("AUTODIAL_ALERTS", self.path("alerts.json"))
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn ok(&self, code: i32, args: &[&str]) -> Value {
-        let o = self.run(args);
-        assert_eq!(
-            o.status.code(),
-            Some(code),
-            "{args:?}: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        serde_json::from_slice(&o.stdout)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&o.stdout).into()))
+              "speech": {{"engine": "none"}}"#
+        ));
     }
 
     fn list(&self) -> (i32, Value) {
@@ -137,10 +98,6 @@ impl Pbx {
             (n, ())
         })
         .unwrap();
-    }
-
-    fn alert(&self, id: &str) -> Value {
-        self.ok(0, &["alert", "show", id, "--json"])
     }
 }
 
@@ -212,7 +169,7 @@ fn the_timer_re_arms_after_a_ping_and_raises_once_when_the_deadline_passed() {
     // no ping since: the deadline passed: RAISED through the usual path
     pbx.set_deadline("prom", now() - 1);
     assert_eq!(pbx.timer_run("prom"), (0, "RAISED".into()));
-    let a = pbx.alert("hb-prom");
+    let a = pbx.show("hb-prom");
     assert_eq!(a["state"], "firing");
     assert_eq!(a["chain"], "ops");
     assert_eq!(a["text"], "Prometheus has stopped sending its watchdog.");
@@ -223,17 +180,17 @@ fn the_timer_re_arms_after_a_ping_and_raises_once_when_the_deadline_passed() {
     // it pages once per expiry: another run does nothing
     fs::remove_file(pbx.path("spool/outgoing/heartbeat-prom-2.call")).unwrap();
     assert_eq!(pbx.timer_run("prom"), (0, "IDLE".into()));
-    assert_eq!(pbx.alert("hb-prom")["episode"], 1);
+    assert_eq!(pbx.show("hb-prom")["episode"], 1);
     // a ping recovers it: the alert resolved, its calls removed, re-armed
     let p = pbx.ok(0, &["heartbeat", "ping", "prom", "--json"]);
     assert_eq!(p["status"], "recovered");
-    assert_eq!(pbx.alert("hb-prom")["state"], "resolved");
+    assert_eq!(pbx.show("hb-prom")["state"], "resolved");
     assert_eq!(pbx.outgoing(), ["heartbeat-prom-3.call"]);
     // the heartbeat routed by labels pages its route's chain
     pbx.ok(0, &["heartbeat", "ping", "backup"]);
     pbx.set_deadline("backup", now() - 1);
     assert_eq!(pbx.timer_run("backup"), (0, "RAISED".into()));
-    assert_eq!(pbx.alert("hb-backup")["chain"], "db");
+    assert_eq!(pbx.show("hb-backup")["chain"], "db");
 }
 
 #[test]
@@ -327,9 +284,9 @@ fn pause_and_resume() {
     // known; once resumed, no ping would)
     pbx.set_deadline("backup", now() - 1);
     assert_eq!(pbx.timer_run("backup"), (0, "RAISED".into()));
-    assert_eq!(pbx.alert("hb-backup")["state"], "firing");
+    assert_eq!(pbx.show("hb-backup")["state"], "firing");
     pbx.ok(0, &["heartbeat", "pause", "backup"]);
-    assert_eq!(pbx.alert("hb-backup")["state"], "resolved");
+    assert_eq!(pbx.show("hb-backup")["state"], "resolved");
     assert!(!pbx
         .outgoing()
         .iter()
@@ -377,10 +334,10 @@ fn pings_racing_timer_runs_never_lose_the_timer_and_never_raise_twice() {
                 assert_eq!(timers, [f], "round {round}");
                 // and its alert, if it was raised, is resolved
                 if let Some(a) = episodes.first() {
-                    assert_eq!(pbx.alert("hb-prom")["state"], "resolved", "{a}");
+                    assert_eq!(pbx.show("hb-prom")["state"], "resolved", "{a}");
                 }
             }
-            "expired" => assert_eq!(pbx.alert("hb-prom")["state"], "firing"),
+            "expired" => assert_eq!(pbx.show("hb-prom")["state"], "firing"),
             s => panic!("round {round}: state {s}"),
         }
     }

@@ -7,7 +7,7 @@ mod common;
 use std::collections::{BTreeMap, VecDeque};
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
 
@@ -17,9 +17,7 @@ use serde_json::Value;
 
 const AUTODIAL: &str = env!("CARGO_BIN_EXE_autodial");
 
-struct Pbx {
-    dir: tempfile::TempDir,
-}
+use common::Pbx;
 
 const RU: &str = r#""rewrite": [{"prefix": "+7", "replace": "8"},
                               {"prefix": "7", "replace": "8", "digits": 11}]"#;
@@ -28,12 +26,9 @@ impl Pbx {
     /// ivan (PIN 4711, a desk phone too), olga (PIN 2468), petr (no PIN);
     /// a schedule `dba` with olga on call; `line` is the line member.
     fn new(line: &str, speech: &str) -> Pbx {
-        let dir = tempfile::tempdir().unwrap();
-        fs::create_dir_all(dir.path().join("spool/outgoing")).unwrap();
-        fs::create_dir_all(dir.path().join("spool/tmp")).unwrap();
-        let pbx = Pbx { dir };
-        let cfg = format!(
-            r#"{{"call": {{"channel": "Local/{{number}}@alert-phones"}},
+        let pbx = Pbx::empty();
+        pbx.write_config(&format!(
+            r#""call": {{"channel": "Local/{{number}}@alert-phones"}},
               "contacts": {{
                 "ivan": {{"number": "89161112233", "pin": "4711", "numbers": ["84957776655"]}},
                 "olga": {{"number": "89163334455", "pin": "2468"}},
@@ -43,16 +38,9 @@ impl Pbx {
               "chains": {{"default": {{"steps": [{{"contacts": ["ivan"]}},
                                                 {{"contacts": ["petr"], "after_seconds": 600}}]}}}},
               "line": {line},
-              "speech": {speech},
-              "state_dir": "{d}/state", "spool_dir": "{d}/spool"}}"#,
-            d = dir_of(&pbx).display()
-        );
-        fs::write(pbx.path("alerts.json"), cfg).unwrap();
+              "speech": {speech}"#
+        ));
         pbx
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
     }
 
     fn pager(&self) -> Pager {
@@ -77,28 +65,6 @@ impl Pbx {
             .unwrap();
         }
     }
-
-    fn show(&self, id: &str) -> Value {
-        let o = Command::new(AUTODIAL)
-            .env("AUTODIAL_ALERTS", self.path("alerts.json"))
-            .args(["alert", "show", id, "--json"])
-            .output()
-            .unwrap();
-        assert_eq!(o.status.code(), Some(0));
-        serde_json::from_slice(&o.stdout).unwrap()
-    }
-
-    fn outgoing(&self) -> Vec<String> {
-        common::names(&self.path("spool/outgoing"))
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.path("autodial-alert.log")).unwrap_or_default()
-    }
-}
-
-fn dir_of(p: &Pbx) -> &Path {
-    p.dir.path()
 }
 
 /// One call to the line as it went.

@@ -7,13 +7,12 @@
 mod common;
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-const AUTODIAL: &str = env!("CARGO_BIN_EXE_autodial");
 const TOKEN: &str = "oncall-token";
 
 fn now() -> i64 {
@@ -28,9 +27,7 @@ fn z(t: i64) -> String {
     agi_callback::timefmt::rfc3339(t).unwrap()
 }
 
-struct Pbx {
-    dir: tempfile::TempDir,
-}
+use common::Pbx;
 
 const CONTACTS: &str = r#"{"ivan": {"number": "1001"}, "petr": {"number": "1002"},
     "olga": {"number": "1003"}, "boss": {"number": "1004"}, "lead": {"number": "1005"},
@@ -52,60 +49,19 @@ const DBA: &str = r#"{
 
 impl Pbx {
     fn new(schedules: &str, chains: &str) -> Pbx {
-        let dir = tempfile::tempdir().unwrap();
-        fs::create_dir_all(dir.path().join("spool/outgoing")).unwrap();
-        fs::create_dir_all(dir.path().join("spool/tmp")).unwrap();
-        let pbx = Pbx { dir };
+        let pbx = Pbx::empty();
         pbx.config(schedules, chains);
         pbx
     }
 
     fn config(&self, schedules: &str, chains: &str) {
-        let cfg = format!(
-            r#"{{"call": {{"channel": "Local/{{number}}@alert-phones"}},
+        self.write_config(&format!(
+            r#""call": {{"channel": "Local/{{number}}@alert-phones"}},
               "contacts": {CONTACTS},
               "schedules": {schedules},
               "chains": {chains},
-              "speech": {{"engine": "none"}},
-              "state_dir": "{d}/state", "spool_dir": "{d}/spool"}}"#,
-            d = self.dir.path().display()
-        );
-        fs::write(self.path("alerts.json"), cfg).unwrap();
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-
-    fn outgoing(&self) -> Vec<String> {
-        common::names(&self.path("spool/outgoing"))
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(AUTODIAL)
-            .env("AUTODIAL_ALERTS", self.path("alerts.json"))
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    /// Runs and expects exit status `code`; stdout parsed as JSON when it
-    /// is JSON.
-    fn ok(&self, code: i32, args: &[&str]) -> Value {
-        let o = self.run(args);
-        assert_eq!(
-            o.status.code(),
-            Some(code),
-            "{args:?}: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        serde_json::from_slice(&o.stdout)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&o.stdout).into()))
-    }
-
-    fn show(&self, id: &str) -> Value {
-        self.ok(0, &["alert", "show", id, "--json"])
+              "speech": {{"engine": "none"}}"#
+        ));
     }
 }
 

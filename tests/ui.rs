@@ -8,7 +8,6 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -16,31 +15,7 @@ use serde_json::Value;
 
 const TOKEN: &str = "s3cret-token";
 
-struct Pbx {
-    dir: tempfile::TempDir,
-}
-
-impl Pbx {
-    fn new() -> Pbx {
-        let dir = tempfile::tempdir().unwrap();
-        common::ui_config(dir.path(), 0);
-        Pbx { dir }
-    }
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-    fn outgoing(&self) -> Vec<String> {
-        common::names(&self.path("spool/outgoing"))
-    }
-    fn show(&self, id: &str) -> Value {
-        let o = Command::new(env!("CARGO_BIN_EXE_autodial"))
-            .env("AUTODIAL_ALERTS", self.path("alerts.json"))
-            .args(["alert", "show", id, "--json"])
-            .output()
-            .unwrap();
-        serde_json::from_slice(&o.stdout).unwrap()
-    }
-}
+use common::Pbx;
 
 struct Resp {
     status: u16,
@@ -140,7 +115,7 @@ fn raise(port: u16, id: &str, text: &str) {
 
 #[test]
 fn sign_in_sessions_and_the_security_headers() {
-    let pbx = Pbx::new();
+    let pbx = Pbx::ui(0);
     let srv = common::Serve::start(&pbx.path("alerts.json"), pbx.dir.path(), TOKEN);
     let port = srv.port;
     // not signed in: to the sign-in page
@@ -251,7 +226,7 @@ fn sign_in_sessions_and_the_security_headers() {
 
 #[test]
 fn ack_and_resolve_from_the_page_and_every_forgery_refused() {
-    let pbx = Pbx::new();
+    let pbx = Pbx::ui(0);
     let srv = common::Serve::start(&pbx.path("alerts.json"), pbx.dir.path(), TOKEN);
     let port = srv.port;
     let evil = "<img src=x onerror=alert(1)></script><script>alert(2)</script>";
@@ -373,7 +348,7 @@ fn ack_and_resolve_from_the_page_and_every_forgery_refused() {
 
 #[test]
 fn overrides_from_the_page() {
-    let pbx = Pbx::new();
+    let pbx = Pbx::ui(0);
     let srv = common::Serve::start(&pbx.path("alerts.json"), pbx.dir.path(), TOKEN);
     let port = srv.port;
     let (cookie, csrf) = sign_in(port, "olga");
@@ -444,7 +419,7 @@ fn overrides_from_the_page() {
 
 #[test]
 fn ten_failed_sign_ins_a_minute_slow_that_address_down() {
-    let pbx = Pbx::new();
+    let pbx = Pbx::ui(0);
     let srv = common::Serve::start(&pbx.path("alerts.json"), pbx.dir.path(), TOKEN);
     let port = srv.port;
     let mut times = BTreeMap::new();

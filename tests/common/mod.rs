@@ -165,20 +165,82 @@ impl Drop for Serve {
     }
 }
 
-/// The status page's test setup in `dir`: a spool, and an alerts.json
-/// with ivan, olga, petr, the schedule `dba` (ivan and petr weekly, in
-/// Moscow), the chain `default` (ivan after `first_after` s, petr after
-/// 600 s, the catch-all route) and the heartbeat `backup`; no speech.
-/// Returns the config's path.
+/// A PBX in a temporary directory: a spool (`spool/outgoing`, `spool/tmp`)
+/// and an `alerts.json` whose state and spool are there. Each test file
+/// adds its own configs and helpers.
 #[allow(dead_code)]
-pub fn ui_config(dir: &Path, first_after: u32) -> std::path::PathBuf {
-    fs::create_dir_all(dir.join("spool/outgoing")).unwrap();
-    fs::create_dir_all(dir.join("spool/tmp")).unwrap();
-    let cfg = dir.join("alerts.json");
-    fs::write(
-        &cfg,
-        format!(
-            r#"{{"call": {{"channel": "Local/{{number}}@alert-phones"}},
+pub struct Pbx {
+    pub dir: tempfile::TempDir,
+}
+
+#[allow(dead_code)]
+impl Pbx {
+    /// The directories, no config yet.
+    pub fn empty() -> Pbx {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("spool/outgoing")).unwrap();
+        fs::create_dir_all(dir.path().join("spool/tmp")).unwrap();
+        Pbx { dir }
+    }
+
+    /// Writes `alerts.json`: `members` (JSON members without the braces)
+    /// and the state and spool directories.
+    pub fn write_config(&self, members: &str) {
+        let cfg = format!(
+            r#"{{{members},
+              "state_dir": "{d}/state", "spool_dir": "{d}/spool"}}"#,
+            d = self.dir.path().display()
+        );
+        fs::write(self.path("alerts.json"), cfg).unwrap();
+    }
+
+    pub fn path(&self, p: &str) -> std::path::PathBuf {
+        self.dir.path().join(p)
+    }
+
+    /// The files pending in `outgoing/`, sorted.
+    pub fn outgoing(&self) -> Vec<String> {
+        names(&self.path("spool/outgoing"))
+    }
+
+    /// `autodial ARGS` with this config.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_autodial"))
+            .env("AUTODIAL_ALERTS", self.path("alerts.json"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Runs and expects exit status `code`; stdout parsed as JSON when it
+    /// is JSON.
+    pub fn ok(&self, code: i32, args: &[&str]) -> serde_json::Value {
+        let o = self.run(args);
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "{args:?}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|_| {
+            serde_json::Value::String(String::from_utf8_lossy(&o.stdout).into())
+        })
+    }
+
+    /// `autodial alert show ID --json`.
+    pub fn show(&self, id: &str) -> serde_json::Value {
+        self.ok(0, &["alert", "show", id, "--json"])
+    }
+
+    /// The status page's test setup: ivan, olga, petr, the schedule
+    /// `dba` (ivan and petr weekly, in Moscow), the chain `default` (ivan
+    /// after `first_after` s, petr after 600 s, the catch-all route), the
+    /// heartbeat `backup`; no speech.
+    pub fn ui(first_after: u32) -> Pbx {
+        let pbx = Pbx::empty();
+        pbx.write_config(&format!(
+            r#""call": {{"channel": "Local/{{number}}@alert-phones"}},
               "contacts": {{"ivan": {{"number": "1001"}}, "olga": {{"number": "1002"}},
                            "petr": {{"number": "1003"}}}},
               "schedules": {{"dba": {{"time_zone": "Europe/Moscow", "layers": [
@@ -187,11 +249,13 @@ pub fn ui_config(dir: &Path, first_after: u32) -> std::path::PathBuf {
                                                 {{"contacts": ["petr"], "after_seconds": 600}}]}}}},
               "heartbeats": {{"backup": {{"timeout_seconds": 3600, "chain": "default", "text": "no backup"}}}},
               "routes": [{{"chain": "default"}}],
-              "speech": {{"engine": "none"}},
-              "state_dir": "{d}/state", "spool_dir": "{d}/spool"}}"#,
-            d = dir.display()
-        ),
-    )
-    .unwrap();
-    cfg
+              "speech": {{"engine": "none"}}"#
+        ));
+        pbx
+    }
+
+    /// The AGI programs' log.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.path("autodial-alert.log")).unwrap_or_default()
+    }
 }
