@@ -18,7 +18,7 @@ import urllib.request
 from datetime import datetime, timedelta, timezone
 
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -101,17 +101,34 @@ def browser(script=True):
     return b
 
 
+def waiting(b, secs=15):
+    """A wait that looks again when the page's refresh replaced the
+    element between finding and reading it."""
+    return WebDriverWait(b, secs, ignored_exceptions=[StaleElementReferenceException])
+
+
+def stable(fn, tries=3):
+    """Runs `fn` again when the page's refresh (every 10 s) replaced an
+    element it was reading."""
+    for i in range(tries):
+        try:
+            return fn()
+        except StaleElementReferenceException:
+            if i == tries - 1:
+                raise
+
+
 def sign_in(b, name):
     b.get(a.url + "/")
     assert b.current_url.endswith("/ui/login"), b.current_url
     b.find_element(By.ID, "token").send_keys(a.token)
     Select(b.find_element(By.ID, "name")).select_by_value(name)
     b.find_element(By.CSS_SELECTOR, "form[action='/ui/login'] button").click()
-    WebDriverWait(b, 15).until(lambda b: "Signed in as" in b.page_source)
+    waiting(b).until(lambda b: "Signed in as" in b.page_source)
 
 
 d = browser()
-wait = WebDriverWait(d, 15)
+wait = waiting(d)
 try:
     step("sign in")
     sign_in(d, "olga")
@@ -127,20 +144,21 @@ try:
     hostile = "<img src=x onerror=alert(1)> </script><script>alert(2)</script>"
     post("/alerts", json.dumps({"id": "xss", "text": hostile, "chain": "default"}).encode())
     t0 = time.time()
-    WebDriverWait(d, 14).until(lambda d: am_id in d.find_element(By.ID, "live").text)
+    waiting(d, 14).until(lambda d: am_id in d.find_element(By.ID, "live").text)
     print("browser: appeared after %.1f s without a reload" % (time.time() - t0))
     assert d.current_url.rstrip("/") == a.url, "no navigation: the page refreshed itself"
 
     step("times in the viewer's zone (Tokyo), with their age")
-    t = d.find_element(By.CSS_SELECTOR, "#live time[data-t]")
-    assert "GMT+9" in t.text, t.text
-    assert "ago" in d.find_element(By.CSS_SELECTOR, "#live .ago").text
+    shown = stable(lambda: d.find_element(By.CSS_SELECTOR, "#live time[data-t]").text)
+    assert "GMT+9" in shown, shown
+    assert "ago" in stable(lambda: d.find_element(By.CSS_SELECTOR, "#live .ago").text)
 
     step("hostile text shows as text and runs nothing")
-    WebDriverWait(d, 14).until(lambda d: "onerror=alert(1)" in d.find_element(By.ID, "live").text)
-    live = d.find_element(By.ID, "live")
-    assert hostile.split(" ")[0] in live.text, live.text
-    assert not live.find_elements(By.CSS_SELECTOR, "img"), "an <img> was made"
+    waiting(d, 14).until(lambda d: "onerror=alert(1)" in d.find_element(By.ID, "live").text)
+    text, imgs = stable(lambda: (d.find_element(By.ID, "live").text,
+                                 len(d.find_elements(By.CSS_SELECTOR, "#live img"))))
+    assert hostile.split(" ")[0] in text, text
+    assert imgs == 0, "an <img> was made"
     assert len(d.find_elements(By.TAG_NAME, "script")) == 1, "only the page's own script"
     time.sleep(1)
     no_dialog(d)
@@ -150,10 +168,10 @@ try:
     step("acknowledge: acked by the signed-in name, pending calls gone")
     pending = [f for f in os.listdir(os.path.join(a.spool, "outgoing")) if am_id in f]
     assert pending, "the alert has pending call files before the ack"
-    btn = d.find_element(By.CSS_SELECTOR, "form[action='/ui/alerts/%s/ack'] button" % am_id)
-    btn.click()
+    stable(lambda: d.find_element(
+        By.CSS_SELECTOR, "form[action='/ui/alerts/%s/ack'] button" % am_id).click())
     wait.until(lambda d: "/ui/alerts/%s" % am_id in d.current_url)
-    text = d.find_element(By.ID, "live").text
+    text = stable(lambda: d.find_element(By.ID, "live").text)
     assert "acknowledged by olga via web" in text, text
     left = [f for f in os.listdir(os.path.join(a.spool, "outgoing")) if am_id in f]
     assert not left, left
@@ -229,7 +247,7 @@ try:
         t = n.find_element(By.CSS_SELECTOR, "#live time[data-t]").text
         assert t.endswith("+00:00"), t
         n.find_element(By.CSS_SELECTOR, "form[action='/ui/alerts/xss/ack'] button").click()
-        WebDriverWait(n, 15).until(lambda b: "/ui/alerts/xss" in b.current_url)
+        waiting(n).until(lambda b: "/ui/alerts/xss" in b.current_url)
         assert "acknowledged by ivan via web" in n.find_element(By.ID, "live").text
         assert api("/alerts/xss")["acked_by"] == "ivan"
     finally:
